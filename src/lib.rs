@@ -1,0 +1,45 @@
+//! # weir
+//!
+//! Lock-free in-process ring buffers for low-latency pipelines, with backpressure chosen per
+//! call, batching on both sides, and metrics that cost the fast path nothing.
+//!
+//! - [`spsc`]: one producer, one consumer; wait-free fast path, cached counters.
+//! - [`WaitStrategy`]: how blocking calls wait (spin, yield, spin-then-park on a futex).
+//! - [`RingMetrics`]: counters you can monitor (depth, full/empty events, time blocked, parks).
+//!
+//! Every call that refuses an item hands it back inside its error; capacities are exact.
+//!
+//! ```
+//! use std::thread;
+//! let (mut tx, mut rx) = weir::spsc::channel::<u64>(1024);
+//! let producer = thread::spawn(move || {
+//!     for i in 0..10_000 {
+//!         tx.push(i).unwrap(); // blocks (spin, then park) while the ring is full
+//!     }
+//! });
+//! let mut batch = Vec::with_capacity(64);
+//! let mut sum = 0;
+//! while let Ok(_) = rx.pop_batch(&mut batch, 64) { // waits for >= 1, takes up to 64
+//!     sum += batch.drain(..).sum::<u64>();
+//! }
+//! assert_eq!(sum, (0..10_000).sum());
+//! producer.join().unwrap();
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod buffer;
+mod error;
+mod metrics;
+mod sync;
+pub mod wait;
+
+pub mod spsc;
+
+pub use error::{
+    CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
+    TryPushError,
+};
+pub use metrics::RingMetrics;
+pub use wait::WaitStrategy;

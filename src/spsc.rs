@@ -1,0 +1,1228 @@
+//! The single-producer single-consumer ring.
+//!
+//! A bounded array of slots and two monotonic sequence counters, in the family of Lamport's ring
+//! with cached counters (rigtorp's SPSCQueue, rtrb):
+//!
+//! - `tail`: items ever pushed. Written only by the [`Producer`] (Release), read by the consumer.
+//! - `head`: items ever popped. Written only by the [`Consumer`] (Release), read by the producer.
+//!
+//! **Invariants.** `0 <= tail - head <= capacity` (wrapping arithmetic; the counters may wrap
+//! around `usize::MAX`, which the tests exercise by starting near it). The items live in the
+//! sequence numbers `head .. tail`; sequence `s` lives in slot `s & mask`, where the slot array
+//! has `capacity.next_power_of_two()` slots and `capacity` (the exact bound the user asked for)
+//! is what the producer compares against, so a ring of capacity 1000 never holds 1001.
+//!
+//! Each counter sits on its own 128-byte line. Each handle keeps its own counter in a plain field
+//! (it is the only writer) and a *cached* copy of the other side's counter; it reloads the shared
+//! one only when the cache says full (producer) or empty (consumer). So while the ring is neither
+//! full nor empty the producer touches only the slot and its own `tail` line.
+//!
+//! **Orderings.** The producer writes the slot, then stores `tail` with Release; the consumer
+//! loads `tail` with Acquire before reading the slot (the pair that publishes an item). The
+//! consumer reads the slot, then stores `head` with Release; the producer loads `head` with
+//! Acquire before overwriting the slot (the pair that returns a slot). Parking and waking use
+//! the protocol in [`crate::wait`].
+//!
+//! **Progress.** `try_push`/`try_pop` and their batch forms are wait-free: a bounded number of
+//! steps, whatever the other thread does.
+
+use crate::buffer::{alloc_empty, slot_count, Slot};
+use crate::error::{
+    CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
+    TryPushError,
+};
+use crate::metrics::{RingMetrics, SideStats};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::wait::{init_barriers, light_barrier, Event, WaitStrategy, Waiter};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How often a thread parked behind a wake-up threshold re-checks on its own (see
+/// [`Builder::producer_wake_threshold`]).
+const THRESHOLD_RECHECK: Duration = Duration::from_millis(2);
+
+/// Creates a ring that holds exactly `capacity` items, with the default options.
+///
+/// # Panics
+/// If `capacity` is 0 or its buffer would overflow the address space; [`try_channel`] and
+/// [`Builder::build`] return a [`CapacityError`] instead.
+///
+/// ```
+/// let (mut tx, mut rx) = weir::spsc::channel::<String>(2);
+/// tx.try_push("a".into()).unwrap();
+/// tx.try_push("b".into()).unwrap();
+/// let refused = tx.try_push("c".into()).unwrap_err();
+/// assert!(refused.is_full());
+/// assert_eq!(refused.into_inner(), "c"); // the item comes back
+/// assert_eq!(rx.try_pop().unwrap(), "a");
+/// ```
+pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    match try_channel(capacity) {
+        Ok(pair) => pair,
+        Err(e) => panic!("weir::spsc::channel: {e}"),
+    }
+}
+
+/// Creates a ring that holds exactly `capacity` items, or says why it cannot.
+///
+/// ```
+/// use weir::CapacityError;
+/// assert_eq!(weir::spsc::try_channel::<u8>(0).unwrap_err(), CapacityError::Zero);
+/// assert!(weir::spsc::try_channel::<u64>(usize::MAX).is_err());
+/// ```
+pub fn try_channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
+    Builder::new(capacity).build()
+}
+
+/// Options for an SPSC ring.
+///
+/// ```
+/// use weir::{spsc, WaitStrategy};
+/// let (tx, rx) = spsc::Builder::new(1024)
+///     .wait_strategy(WaitStrategy::SpinThenPark { spins: 512, yields: 4 })
+///     .producer_wake_threshold(256) // a parked producer is woken once 256 slots are free
+///     .build::<u64>()?;
+/// # drop((tx, rx));
+/// # Ok::<(), weir::CapacityError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    capacity: usize,
+    producer_wait: WaitStrategy,
+    consumer_wait: WaitStrategy,
+    producer_wake_threshold: Option<usize>,
+    consumer_wake_threshold: usize,
+    start: usize,
+}
+
+impl Builder {
+    /// A ring of exactly `capacity` items (checked in [`build`](Self::build)).
+    pub fn new(capacity: usize) -> Self {
+        Builder {
+            capacity,
+            producer_wait: WaitStrategy::default(),
+            consumer_wait: WaitStrategy::default(),
+            producer_wake_threshold: None,
+            consumer_wake_threshold: 1,
+            start: 0,
+        }
+    }
+
+    /// How both sides wait in blocking calls. Default: [`WaitStrategy::SpinThenPark`].
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.producer_wait = strategy;
+        self.consumer_wait = strategy;
+        self
+    }
+
+    /// How the producer waits for room in `push`/`push_timeout`.
+    pub fn producer_wait(mut self, strategy: WaitStrategy) -> Self {
+        self.producer_wait = strategy;
+        self
+    }
+
+    /// How the consumer waits for items in `pop`/`pop_batch`/`pop_timeout`.
+    pub fn consumer_wait(mut self, strategy: WaitStrategy) -> Self {
+        self.consumer_wait = strategy;
+        self
+    }
+
+    /// A producer parked on a full ring is woken once this many slots are free, so a slow
+    /// consumer costs one wake-up per burst rather than one per item. Clamped to
+    /// `1..=capacity`. Default: a quarter of the capacity (at least 1).
+    ///
+    /// A spinning producer still takes the first free slot; the threshold only matters once it
+    /// sleeps. Should the consumer stop short of the threshold, the producer re-checks on its own
+    /// every 2 ms, so it can never be stranded.
+    pub fn producer_wake_threshold(mut self, slots: usize) -> Self {
+        self.producer_wake_threshold = Some(slots);
+        self
+    }
+
+    /// A consumer parked on an empty ring is woken once this many items are ready (batched
+    /// wake-ups). Default 1: woken on the first item, latency first. Clamped to `1..=capacity`;
+    /// above 1 the consumer also re-checks on its own every 2 ms.
+    pub fn consumer_wake_threshold(mut self, items: usize) -> Self {
+        self.consumer_wake_threshold = items;
+        self
+    }
+
+    /// Starts both counters at `seq` instead of 0: for tests that prove wrap-around of the
+    /// sequence counters (start near `usize::MAX`). Not part of the stable API.
+    #[doc(hidden)]
+    pub fn start_sequence(mut self, seq: usize) -> Self {
+        self.start = seq;
+        self
+    }
+
+    /// Builds the ring.
+    pub fn build<T>(self) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
+        let slots = slot_count::<Slot<T>>(self.capacity)?;
+        init_barriers();
+        let capacity = self.capacity;
+        let producer_threshold = self
+            .producer_wake_threshold
+            .unwrap_or(capacity / 4)
+            .clamp(1, capacity);
+        let consumer_threshold = self.consumer_wake_threshold.clamp(1, capacity);
+        let shared = Arc::new(Shared {
+            tail: CachePadded::new(AtomicUsize::new(self.start)),
+            head: CachePadded::new(AtomicUsize::new(self.start)),
+            producer_event: CachePadded::new(Event::new()),
+            consumer_event: CachePadded::new(Event::new()),
+            producer_stats: CachePadded::new(SideStats::default()),
+            consumer_stats: CachePadded::new(SideStats::default()),
+            buffer: alloc_empty(slots),
+            mask: slots - 1,
+            capacity,
+            producer_threshold,
+            consumer_threshold,
+            producer_wait: self.producer_wait,
+            consumer_wait: self.consumer_wait,
+            producer_closed: AtomicBool::new(false),
+            consumer_closed: AtomicBool::new(false),
+            start: self.start,
+        });
+        let producer = Producer {
+            shared: shared.clone(),
+            tail: self.start,
+            cached_head: self.start,
+        };
+        let consumer = Consumer {
+            shared,
+            head: self.start,
+            cached_tail: self.start,
+        };
+        Ok((producer, consumer))
+    }
+}
+
+/// What both handles share. Hot counters and events each on their own line; the fields below
+/// them are read-only after construction (the `closed` flags change once, at drop), so they share
+/// a line that stays in both cores' caches.
+struct Shared<T> {
+    tail: CachePadded<AtomicUsize>,
+    head: CachePadded<AtomicUsize>,
+    /// The producer sleeps here when the ring is full; the consumer wakes it.
+    producer_event: CachePadded<Event>,
+    /// The consumer sleeps here when the ring is empty; the producer wakes it.
+    consumer_event: CachePadded<Event>,
+    producer_stats: CachePadded<SideStats>,
+    consumer_stats: CachePadded<SideStats>,
+    buffer: Box<[Slot<T>]>,
+    mask: usize,
+    capacity: usize,
+    producer_threshold: usize,
+    consumer_threshold: usize,
+    producer_wait: WaitStrategy,
+    consumer_wait: WaitStrategy,
+    producer_closed: AtomicBool,
+    consumer_closed: AtomicBool,
+    /// The counters' starting value (0 but in wrap-around tests), for the metrics.
+    start: usize,
+}
+
+// SAFETY: the slots are only accessed under the counter protocol: a slot between `head` and
+// `tail` belongs to the consumer, any other to the producer, and each handle is owned by one
+// thread at a time. Items cross threads, so `T: Send` is required; no `&T` is ever shared
+// between threads (peek needs `&mut Consumer`), so `T: Sync` is not.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above; `&Shared` only gives access to atomics and to slots through the protocol.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// The slot of sequence number `seq`.
+    #[inline(always)]
+    fn slot(&self, seq: usize) -> &Slot<T> {
+        let index = seq & self.mask;
+        debug_assert!(index < self.buffer.len());
+        // SAFETY: `mask == buffer.len() - 1` and the length is a power of two, so the index is in
+        // bounds (checked above in debug builds).
+        unsafe { self.buffer.get_unchecked(index) }
+    }
+
+    fn depth(&self) -> usize {
+        // Load head first: the tail loaded after it can only be larger, so the difference never
+        // underflows. Relaxed: a snapshot for reporting, no data is read through it.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        tail.wrapping_sub(head).min(self.capacity)
+    }
+
+    fn metrics(&self) -> RingMetrics {
+        // Head first, as in `depth`. Relaxed: a snapshot for reporting.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        RingMetrics::collect(
+            self.capacity,
+            tail.wrapping_sub(self.start) as u64,
+            head.wrapping_sub(self.start) as u64,
+            tail.wrapping_sub(head).min(self.capacity),
+            &self.producer_stats,
+            &self.consumer_stats,
+        )
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Both handles are gone: `&mut self` is exclusive, and `Arc`'s drop ordered every
+        // handle's last write before this point.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut rest = DropRange {
+            shared: self,
+            next: head,
+            end: tail,
+        };
+        rest.drop_all();
+    }
+}
+
+/// Drops the items of sequence numbers `next .. end`; if one item's `Drop` panics, the guard's
+/// own `Drop` goes on with the rest (like `Vec`'s), so none is leaked or dropped twice.
+struct DropRange<'a, T> {
+    shared: &'a Shared<T>,
+    next: usize,
+    end: usize,
+}
+
+impl<T> DropRange<'_, T> {
+    fn drop_all(&mut self) {
+        while self.next != self.end {
+            let seq = self.next;
+            // Advance first: should this item's Drop panic, the guard will not drop it again.
+            self.next = seq.wrapping_add(1);
+            // SAFETY: `seq` is in `head .. tail`, so its slot holds an initialised item, and the
+            // caller owns that range exclusively; `next` moved past it, so it is dropped once.
+            self.shared
+                .slot(seq)
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+        }
+    }
+}
+
+impl<T> Drop for DropRange<'_, T> {
+    fn drop(&mut self) {
+        self.drop_all();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer
+// ---------------------------------------------------------------------------------------------
+
+/// The writing half of an SPSC ring. `Send` (if `T: Send`), not `Clone`.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Our own counter: we are its only writer, so this copy is always exact.
+    tail: usize,
+    /// The consumer's `head` as last seen; never ahead of the real one.
+    cached_head: usize,
+}
+
+impl<T> Producer<T> {
+    /// Free slots, reloading the consumer's counter only when the cached one says full.
+    #[inline(always)]
+    fn room(&mut self) -> usize {
+        self.room_for(1)
+    }
+
+    /// Free slots, reloading the consumer's counter only when the cached one shows fewer than
+    /// `want` (batches want all the room there is, single pushes want one).
+    #[inline(always)]
+    fn room_for(&mut self, want: usize) -> usize {
+        let cap = self.shared.capacity;
+        let cached = cap - self.tail.wrapping_sub(self.cached_head);
+        if cached >= want {
+            return cached;
+        }
+        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the slots
+        // it freed happen before we overwrite them.
+        self.cached_head = self.shared.head.load(Ordering::Acquire);
+        cap - self.tail.wrapping_sub(self.cached_head)
+    }
+
+    #[inline(always)]
+    fn consumer_gone(&self) -> bool {
+        // Relaxed: the flag carries no data; a push racing the consumer's drop may land in the
+        // ring and is then dropped with it, exactly once.
+        self.shared.consumer_closed.load(Ordering::Relaxed)
+    }
+
+    /// Publishes `n` slots written from `self.tail` on, and wakes a parked consumer if needed.
+    #[inline(always)]
+    fn publish(&mut self, n: usize) {
+        self.tail = self.tail.wrapping_add(n);
+        // Release: pairs with the consumer's Acquire load of `tail`; the slot writes before this
+        // store are visible to it once it sees the new value.
+        self.shared.tail.store(self.tail, Ordering::Release);
+        light_barrier();
+        if self.shared.consumer_event.has_waiters() {
+            self.wake_consumer();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_consumer(&self) {
+        let shared = &*self.shared;
+        if shared.consumer_threshold > 1 {
+            // Relaxed: only decides whether to wake; the consumer re-checks under Acquire.
+            let depth = self.tail.wrapping_sub(shared.head.load(Ordering::Relaxed));
+            if depth < shared.consumer_threshold {
+                return;
+            }
+        }
+        SideStats::add(&shared.producer_stats.wakes_sent, 1);
+        shared.consumer_event.wake(1);
+    }
+
+    /// `try_push` without the metrics, for the retries of blocking calls.
+    #[inline(always)]
+    fn try_push_quiet(&mut self, value: T) -> Result<(), TryPushError<T>> {
+        if self.consumer_gone() {
+            return Err(TryPushError::Disconnected(value));
+        }
+        if self.room() == 0 {
+            return Err(TryPushError::Full(value));
+        }
+        // SAFETY: room() > 0 means `tail - head < capacity`, so slot `tail` is outside
+        // `head .. tail`: it holds no item and the consumer does not read it until we publish.
+        self.shared
+            .slot(self.tail)
+            .with_mut(|p| unsafe { (*p).write(value) });
+        self.publish(1);
+        Ok(())
+    }
+
+    /// Pushes `value` if there is room; otherwise hands it back at once.
+    ///
+    /// ```
+    /// let (mut tx, _rx) = weir::spsc::channel(1);
+    /// assert!(tx.try_push(1).is_ok());
+    /// assert_eq!(tx.try_push(2).unwrap_err().into_inner(), 2);
+    /// ```
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
+        match self.try_push_quiet(value) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.count_refusal(e)),
+        }
+    }
+
+    #[cold]
+    fn count_refusal(&self, e: TryPushError<T>) -> TryPushError<T> {
+        if e.is_full() {
+            SideStats::add(&self.shared.producer_stats.contended, 1);
+        }
+        e
+    }
+
+    /// Pushes `value`, waiting for room per the wait strategy. Fails only if the consumer is
+    /// gone, handing the item back.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(1);
+    /// let t = std::thread::spawn(move || {
+    ///     for i in 0..100 { tx.push(i).unwrap(); }
+    /// });
+    /// for i in 0..100 { assert_eq!(rx.pop().unwrap(), i); }
+    /// t.join().unwrap();
+    /// ```
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        match self.try_push_quiet(value) {
+            Ok(()) => Ok(()),
+            Err(TryPushError::Disconnected(v)) => Err(PushError::Disconnected(v)),
+            Err(TryPushError::Full(v)) => match self.push_blocking(v, None) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(PushError::Disconnected(e.into_inner())),
+            },
+        }
+    }
+
+    /// Pushes `value`, waiting at most `timeout` for room.
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.push_deadline(value, deadline),
+            None => self.push(value).map_err(Into::into),
+        }
+    }
+
+    /// Pushes `value`, waiting until `deadline` at the latest for room.
+    pub fn push_deadline(
+        &mut self,
+        value: T,
+        deadline: Instant,
+    ) -> Result<(), PushTimeoutError<T>> {
+        match self.try_push_quiet(value) {
+            Ok(()) => Ok(()),
+            Err(TryPushError::Disconnected(v)) => Err(PushTimeoutError::Disconnected(v)),
+            Err(TryPushError::Full(v)) => self.push_blocking(v, Some(deadline)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_blocking(
+        &mut self,
+        mut value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), PushTimeoutError<T>> {
+        SideStats::add(&self.shared.producer_stats.contended, 1);
+        let recheck = (self.shared.producer_threshold > 1).then_some(THRESHOLD_RECHECK);
+        let mut waiter = Waiter::new(self.shared.producer_wait, deadline, recheck);
+        let out = loop {
+            value = match self.try_push_quiet(value) {
+                Ok(()) => break Ok(()),
+                Err(TryPushError::Disconnected(v)) => break Err(PushTimeoutError::Disconnected(v)),
+                Err(TryPushError::Full(v)) => v,
+            };
+            let shared = &*self.shared;
+            if !waiter.pause(&shared.producer_event, &shared.producer_stats) {
+                break Err(PushTimeoutError::Timeout(value));
+            }
+        };
+        waiter.finish(&self.shared.producer_event, &self.shared.producer_stats);
+        out
+    }
+
+    /// Pushes as many items of `items` as fit, with one publication of the tail for all of
+    /// them; returns how many went in (the first `n` of the slice). Never blocks.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(4);
+    /// assert_eq!(tx.push_slice(&[1, 2, 3, 4, 5, 6]), 4);
+    /// let mut out = Vec::new();
+    /// rx.try_pop_batch(&mut out, 10).unwrap();
+    /// assert_eq!(out, [1, 2, 3, 4]);
+    /// ```
+    pub fn push_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        if items.is_empty() || self.consumer_gone() {
+            return 0;
+        }
+        let n = self.room_for(items.len()).min(items.len());
+        if n == 0 {
+            SideStats::add(&self.shared.producer_stats.contended, 1);
+            return 0;
+        }
+        let start = self.tail;
+        for (k, item) in items[..n].iter().enumerate() {
+            // SAFETY: `k < n <= room`, so slot `start + k` is free (see `try_push_quiet`).
+            self.shared
+                .slot(start.wrapping_add(k))
+                .with_mut(|p| unsafe { (*p).write(*item) });
+        }
+        self.publish(n);
+        n
+    }
+
+    /// Pushes items pulled from `items` while there is room, with one publication of the tail
+    /// for all of them; returns how many went in. Pulls no more items than there are free
+    /// slots, so nothing is lost: pass `iter.by_ref()` to keep the rest. Never blocks.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(3);
+    /// let mut source = vec![String::from("a"), "b".into(), "c".into(), "d".into()].into_iter();
+    /// assert_eq!(tx.push_iter(source.by_ref()), 3);
+    /// assert_eq!(source.next().as_deref(), Some("d")); // not lost
+    /// # drop(rx);
+    /// ```
+    pub fn push_iter<I: IntoIterator<Item = T>>(&mut self, items: I) -> usize {
+        if self.consumer_gone() {
+            return 0;
+        }
+        let room = self.room_for(usize::MAX);
+        if room == 0 {
+            SideStats::add(&self.shared.producer_stats.contended, 1);
+            return 0;
+        }
+        // Should the iterator panic, the guard publishes what was written so far.
+        let mut batch = PublishOnDrop {
+            producer: self,
+            written: 0,
+        };
+        for item in items.into_iter().take(room) {
+            let seq = batch.producer.tail.wrapping_add(batch.written);
+            // SAFETY: `written < room`, so slot `seq` is free (see `try_push_quiet`).
+            batch
+                .producer
+                .shared
+                .slot(seq)
+                .with_mut(|p| unsafe { (*p).write(item) });
+            batch.written += 1;
+        }
+        batch.written
+    }
+
+    /// The exact number of items the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Items in the ring now (a snapshot; the consumer may be taking some).
+    pub fn len(&self) -> usize {
+        self.shared.depth()
+    }
+
+    /// `true` if the ring holds no item now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if the ring is full now.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.shared.capacity
+    }
+
+    /// Free slots now, as seen by the producer.
+    pub fn slots(&self) -> usize {
+        self.shared.capacity - self.len()
+    }
+
+    /// `true` once the consumer has been dropped.
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.consumer_closed.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of the ring's counters.
+    pub fn metrics(&self) -> RingMetrics {
+        self.shared.metrics()
+    }
+}
+
+/// Publishes the slots a batch wrote, also when the batch's source panics mid-way.
+struct PublishOnDrop<'a, T> {
+    producer: &'a mut Producer<T>,
+    written: usize,
+}
+
+impl<T> Drop for PublishOnDrop<'_, T> {
+    fn drop(&mut self) {
+        if self.written > 0 {
+            self.producer.publish(self.written);
+        }
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // SeqCst store, then the epoch bump in `wake_all`: a parked consumer either sees the
+        // flag when it re-checks or sleeps on the old epoch and is woken (see `Event::wake_all`).
+        self.shared.producer_closed.store(true, Ordering::SeqCst);
+        self.shared.consumer_event.wake_all();
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer
+// ---------------------------------------------------------------------------------------------
+
+/// The reading half of an SPSC ring. `Send` (if `T: Send`), not `Clone`.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Our own counter: we are its only writer, so this copy is always exact.
+    head: usize,
+    /// The producer's `tail` as last seen; never ahead of the real one.
+    cached_tail: usize,
+}
+
+impl<T> Consumer<T> {
+    /// Items ready, reloading the producer's counter only when the cached one says empty.
+    #[inline(always)]
+    fn ready(&mut self) -> usize {
+        self.ready_for(1)
+    }
+
+    /// Items ready, reloading the producer's counter only when the cached one shows fewer than
+    /// `want` (batches want all there is, single pops want one).
+    #[inline(always)]
+    fn ready_for(&mut self, want: usize) -> usize {
+        let n = self.cached_tail.wrapping_sub(self.head);
+        if n >= want {
+            return n;
+        }
+        // Acquire: pairs with the producer's Release store of `tail`; its slot writes are
+        // visible to our reads below.
+        self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+        self.cached_tail.wrapping_sub(self.head)
+    }
+
+    /// Items ready (reloading the tail if the cache shows fewer than `want`), or why there are
+    /// none.
+    #[inline(always)]
+    fn ready_or_err(&mut self, want: usize) -> Result<usize, TryPopError> {
+        match self.ready_for(want) {
+            0 => self.empty(),
+            n => Ok(n),
+        }
+    }
+
+    #[cold]
+    fn empty(&mut self) -> Result<usize, TryPopError> {
+        // Acquire: pairs with the producer's SeqCst store at drop, which follows its last tail
+        // store, so the reload below sees every item it ever pushed.
+        if !self.shared.producer_closed.load(Ordering::Acquire) {
+            return Err(TryPopError::Empty);
+        }
+        match self.ready() {
+            0 => Err(TryPopError::Disconnected),
+            n => Ok(n),
+        }
+    }
+
+    /// Publishes `n` consumed slots from `self.head` on, and wakes a parked producer if needed.
+    #[inline(always)]
+    fn release(&mut self, n: usize) {
+        self.head = self.head.wrapping_add(n);
+        // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
+        // slots happen before it overwrites them.
+        self.shared.head.store(self.head, Ordering::Release);
+        light_barrier();
+        if self.shared.producer_event.has_waiters() {
+            self.wake_producer();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_producer(&self) {
+        let shared = &*self.shared;
+        // Relaxed: only decides whether to wake; the producer re-checks under Acquire.
+        let used = shared.tail.load(Ordering::Relaxed).wrapping_sub(self.head);
+        if shared.capacity.saturating_sub(used) < shared.producer_threshold {
+            return;
+        }
+        SideStats::add(&shared.consumer_stats.wakes_sent, 1);
+        shared.producer_event.wake(1);
+    }
+
+    /// Moves the item of sequence `self.head` out. The caller has checked `ready() > 0`.
+    #[inline(always)]
+    fn take_front(&mut self) -> T {
+        // SAFETY: the caller saw `head < tail` (Acquire), so the slot holds an initialised item
+        // that the producer will not touch until we publish a larger head.
+        self.shared
+            .slot(self.head)
+            .with(|p| unsafe { (*p).assume_init_read() })
+    }
+
+    #[inline(always)]
+    fn try_pop_quiet(&mut self) -> Result<T, TryPopError> {
+        self.ready_or_err(1)?;
+        let value = self.take_front();
+        self.release(1);
+        Ok(value)
+    }
+
+    /// Takes the front item if there is one.
+    ///
+    /// ```
+    /// use weir::TryPopError;
+    /// let (mut tx, mut rx) = weir::spsc::channel(2);
+    /// assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+    /// tx.try_push(7).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.try_pop(), Ok(7)); // what was pushed is drained first
+    /// assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
+    /// ```
+    #[inline]
+    pub fn try_pop(&mut self) -> Result<T, TryPopError> {
+        match self.try_pop_quiet() {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.count_empty(e)),
+        }
+    }
+
+    #[cold]
+    fn count_empty(&self, e: TryPopError) -> TryPopError {
+        if e == TryPopError::Empty {
+            SideStats::add(&self.shared.consumer_stats.contended, 1);
+        }
+        e
+    }
+
+    /// Takes the front item, waiting per the wait strategy. Fails only when the ring is empty
+    /// and the producer is gone.
+    #[inline]
+    pub fn pop(&mut self) -> Result<T, PopError> {
+        match self.try_pop_quiet() {
+            Ok(v) => Ok(v),
+            Err(TryPopError::Disconnected) => Err(PopError),
+            Err(TryPopError::Empty) => {
+                self.wait_ready(1, None).map_err(|_| PopError)?;
+                self.try_pop_quiet().map_err(|_| PopError)
+            }
+        }
+    }
+
+    /// Takes the front item, waiting at most `timeout`.
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.pop_deadline(deadline),
+            None => self.pop().map_err(Into::into),
+        }
+    }
+
+    /// Takes the front item, waiting until `deadline` at the latest.
+    pub fn pop_deadline(&mut self, deadline: Instant) -> Result<T, PopTimeoutError> {
+        self.wait_ready(1, Some(deadline))?;
+        self.try_pop_quiet()
+            .map_err(|_| PopTimeoutError::Disconnected)
+    }
+
+    /// Waits until at least one item is ready (returns how many) or it is known none will come.
+    /// `want` is how many the caller would take (see `ready_for`).
+    #[inline]
+    fn wait_ready(
+        &mut self,
+        want: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, PopTimeoutError> {
+        match self.ready_or_err(want) {
+            Ok(n) => Ok(n),
+            Err(TryPopError::Disconnected) => Err(PopTimeoutError::Disconnected),
+            Err(TryPopError::Empty) => self.wait_ready_slow(deadline),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait_ready_slow(&mut self, deadline: Option<Instant>) -> Result<usize, PopTimeoutError> {
+        SideStats::add(&self.shared.consumer_stats.contended, 1);
+        let recheck = (self.shared.consumer_threshold > 1).then_some(THRESHOLD_RECHECK);
+        let mut waiter = Waiter::new(self.shared.consumer_wait, deadline, recheck);
+        let out = loop {
+            match self.ready_or_err(1) {
+                Ok(n) => break Ok(n),
+                Err(TryPopError::Disconnected) => break Err(PopTimeoutError::Disconnected),
+                Err(TryPopError::Empty) => {}
+            }
+            let shared = &*self.shared;
+            if !waiter.pause(&shared.consumer_event, &shared.consumer_stats) {
+                break Err(PopTimeoutError::Timeout);
+            }
+        };
+        waiter.finish(&self.shared.consumer_event, &self.shared.consumer_stats);
+        out
+    }
+
+    /// Moves `n` ready items (the caller checked `n <= ready()`) to the end of `out`, then
+    /// publishes the head once.
+    fn take_into(&mut self, out: &mut Vec<T>, n: usize) {
+        // Reserve first: if this panics (capacity overflow) nothing has moved yet.
+        out.reserve(n);
+        for k in 0..n {
+            let seq = self.head.wrapping_add(k);
+            // SAFETY: `k < n <= ready`, so the slot holds an item that is ours to move out; the
+            // head is published after the loop, so the producer cannot reuse the slot before.
+            let value = self
+                .shared
+                .slot(seq)
+                .with(|p| unsafe { (*p).assume_init_read() });
+            // Cannot reallocate (reserved above), so cannot panic between the reads.
+            out.push(value);
+        }
+        self.release(n);
+    }
+
+    /// Takes every ready item, up to `max`, into `out` (appended), with one publication of the
+    /// head; returns how many. Never blocks.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(8);
+    /// tx.push_iter(0..5);
+    /// let mut batch = Vec::new();
+    /// assert_eq!(rx.try_pop_batch(&mut batch, 3), Ok(3));
+    /// assert_eq!(rx.try_pop_batch(&mut batch, 3), Ok(2));
+    /// assert_eq!(batch, [0, 1, 2, 3, 4]);
+    /// ```
+    pub fn try_pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> Result<usize, TryPopError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = match self.ready_or_err(max) {
+            Ok(n) => n.min(max),
+            Err(e) => return Err(self.count_empty(e)),
+        };
+        self.take_into(out, n);
+        Ok(n)
+    }
+
+    /// Waits (per the wait strategy) for at least one item, then takes every ready item up to
+    /// `max` into `out` with one publication of the head; returns how many (0 only if `max` is
+    /// 0). Fails only when the ring is empty and the producer is gone.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(64);
+    /// let t = std::thread::spawn(move || { for i in 0..1000u32 { tx.push(i).unwrap(); } });
+    /// let (mut batch, mut seen) = (Vec::new(), 0);
+    /// while let Ok(n) = rx.pop_batch(&mut batch, 32) {
+    ///     assert!(n >= 1 && n <= 32);
+    ///     seen += n;
+    ///     batch.clear();
+    /// }
+    /// assert_eq!(seen, 1000);
+    /// t.join().unwrap();
+    /// ```
+    pub fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> Result<usize, PopError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = self.wait_ready(max, None).map_err(|_| PopError)?.min(max);
+        self.take_into(out, n);
+        Ok(n)
+    }
+
+    /// Like [`pop_batch`](Self::pop_batch), waiting at most `timeout` for the first item.
+    pub fn pop_batch_timeout(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, PopTimeoutError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let n = self.wait_ready(max, deadline)?.min(max);
+        self.take_into(out, n);
+        Ok(n)
+    }
+
+    /// The front item, without taking it.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(2);
+    /// assert_eq!(rx.peek(), None);
+    /// tx.try_push("x").unwrap();
+    /// assert_eq!(rx.peek(), Some(&"x"));
+    /// assert_eq!(rx.try_pop(), Ok("x"));
+    /// ```
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.ready_or_err(1).is_err() {
+            return None;
+        }
+        // SAFETY: the slot holds an initialised item (ready > 0) that stays in place while the
+        // returned borrow of `self` lives: only this handle could remove it, and it is borrowed.
+        Some(
+            self.shared
+                .slot(self.head)
+                .with(|p| unsafe { (*p).assume_init_ref() }),
+        )
+    }
+
+    /// A zero-copy view of up to `max` ready items, as two slices, consumed only by an explicit
+    /// [`ReadChunk::commit`]. Never blocks.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(4);
+    /// tx.push_slice(&[1, 2, 3]);
+    /// let chunk = rx.read_chunk(8).unwrap();
+    /// let (a, b) = chunk.as_slices();
+    /// assert_eq!(a.iter().chain(b).sum::<i32>(), 6);
+    /// chunk.commit(2); // consumes 1 and 2
+    /// assert_eq!(rx.try_pop(), Ok(3));
+    /// ```
+    #[cfg(not(loom))]
+    pub fn read_chunk(&mut self, max: usize) -> Result<ReadChunk<'_, T>, TryPopError> {
+        let len = match self.ready_or_err(max) {
+            Ok(n) => n.min(max),
+            Err(e) => return Err(self.count_empty(e)),
+        };
+        Ok(ReadChunk {
+            consumer: self,
+            len,
+        })
+    }
+
+    /// The exact number of items the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Items in the ring now (a snapshot; the producer may be adding some).
+    pub fn len(&self) -> usize {
+        self.shared.depth()
+    }
+
+    /// `true` if the ring holds no item now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if the ring is full now.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.shared.capacity
+    }
+
+    /// `true` once the producer has been dropped (items may still be left to drain).
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.producer_closed.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of the ring's counters.
+    pub fn metrics(&self) -> RingMetrics {
+        self.shared.metrics()
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // See `Producer::drop`. Items left in the ring are dropped with `Shared`.
+        self.shared.consumer_closed.store(true, Ordering::SeqCst);
+        self.shared.producer_event.wake_all();
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Iterator for Consumer<T> {
+    type Item = T;
+
+    /// Blocks for the next item; ends when the ring is empty and the producer is gone.
+    fn next(&mut self) -> Option<T> {
+        self.pop().ok()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read chunk
+// ---------------------------------------------------------------------------------------------
+
+/// Up to `max` ready items seen in place; nothing is consumed until [`commit`](Self::commit).
+///
+/// Dropping the chunk without committing leaves every item in the ring.
+#[cfg(not(loom))]
+pub struct ReadChunk<'a, T> {
+    consumer: &'a mut Consumer<T>,
+    len: usize,
+}
+
+#[cfg(not(loom))]
+impl<T> ReadChunk<'_, T> {
+    /// Items in the chunk.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if the chunk holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The items, oldest first, as two slices (the second is non-empty when the chunk wraps
+    /// around the end of the buffer).
+    pub fn as_slices(&self) -> (&[T], &[T]) {
+        let shared = &*self.consumer.shared;
+        let start = self.consumer.head & shared.mask;
+        let first = self.len.min(shared.buffer.len() - start);
+        let base = shared.buffer.as_ptr() as *const T;
+        // SAFETY: `Slot<T>` has the layout of `T` (repr(transparent) wrappers of MaybeUninit<T>);
+        // the `len` slots from `head` hold initialised items (len <= ready) in these two
+        // contiguous runs, and nobody writes them while this chunk borrows the consumer.
+        unsafe {
+            (
+                std::slice::from_raw_parts(base.add(start), first),
+                std::slice::from_raw_parts(base, self.len - first),
+            )
+        }
+    }
+
+    /// Consumes the first `n` items of the chunk (dropping them in place) with one publication
+    /// of the head.
+    ///
+    /// # Panics
+    /// If `n > self.len()`.
+    pub fn commit(self, n: usize) {
+        assert!(
+            n <= self.len,
+            "ReadChunk::commit({n}) on a chunk of {} items",
+            self.len
+        );
+        // Publishes the dropped prefix even if an item's Drop panics, so that no item is
+        // dropped twice (once here, once when the ring is dropped).
+        struct Commit<'c, T> {
+            consumer: &'c mut Consumer<T>,
+            dropped: usize,
+        }
+        impl<T> Drop for Commit<'_, T> {
+            fn drop(&mut self) {
+                self.consumer.release(self.dropped);
+            }
+        }
+        let mut commit = Commit {
+            consumer: self.consumer,
+            dropped: 0,
+        };
+        while commit.dropped < n {
+            let seq = commit.consumer.head.wrapping_add(commit.dropped);
+            commit.dropped += 1;
+            // SAFETY: the slot holds an initialised item of the chunk; counting it as dropped
+            // before dropping it means a panicking Drop still publishes past it.
+            commit
+                .consumer
+                .shared
+                .slot(seq)
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+        }
+    }
+
+    /// Consumes every item of the chunk.
+    pub fn commit_all(self) {
+        let n = self.len;
+        self.commit(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_is_exact_for_non_powers_of_two() {
+        let (mut tx, mut rx) = channel::<u32>(3);
+        for i in 0..3 {
+            tx.try_push(i).unwrap();
+        }
+        assert!(tx.try_push(3).unwrap_err().is_full());
+        assert_eq!(rx.try_pop(), Ok(0));
+        tx.try_push(3).unwrap();
+        assert!(tx.is_full());
+        assert_eq!(tx.len(), 3);
+    }
+
+    #[test]
+    fn wraps_the_buffer_many_times() {
+        let (mut tx, mut rx) = channel::<usize>(5);
+        for i in 0..1000 {
+            tx.try_push(i).unwrap();
+            tx.try_push(i + 1).unwrap();
+            assert_eq!(rx.try_pop(), Ok(i));
+            assert_eq!(rx.try_pop(), Ok(i + 1));
+        }
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn counters_wrap_around_usize_max() {
+        let (mut tx, mut rx) = Builder::new(4)
+            .start_sequence(usize::MAX - 5)
+            .build::<u64>()
+            .unwrap();
+        let mut out = Vec::new();
+        for round in 0..10u64 {
+            assert_eq!(tx.push_slice(&[round, round + 100, round + 200]), 3);
+            assert_eq!(tx.len(), 3);
+            assert_eq!(rx.try_pop(), Ok(round));
+            assert_eq!(rx.try_pop_batch(&mut out, 8), Ok(2));
+        }
+        assert_eq!(out.len(), 20);
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn read_chunk_wraps_into_two_slices() {
+        let (mut tx, mut rx) = channel::<u8>(4);
+        tx.push_slice(&[1, 2, 3]);
+        assert_eq!(rx.try_pop(), Ok(1));
+        assert_eq!(rx.try_pop(), Ok(2));
+        tx.push_slice(&[4, 5, 6]);
+        let chunk = rx.read_chunk(10).unwrap();
+        let (a, b) = chunk.as_slices();
+        assert_eq!((a, b), (&[3, 4][..], &[5, 6][..]));
+        chunk.commit(3);
+        assert_eq!(rx.try_pop(), Ok(6));
+    }
+
+    #[test]
+    fn zero_sized_items() {
+        let (mut tx, mut rx) = channel::<()>(3);
+        assert_eq!(tx.push_iter(std::iter::repeat(())), 3);
+        assert!(tx.try_push(()).is_err());
+        let mut out = Vec::new();
+        assert_eq!(rx.try_pop_batch(&mut out, 10), Ok(3));
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn blocking_pop_sees_disconnect() {
+        let (tx, mut rx) = channel::<u8>(2);
+        let t = std::thread::spawn(move || rx.pop());
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
+        drop(tx);
+        assert_eq!(t.join().unwrap(), Err(PopError));
+    }
+
+    #[test]
+    fn blocking_push_sees_disconnect_and_hands_back() {
+        let (mut tx, rx) = channel::<String>(1);
+        tx.try_push("a".into()).unwrap();
+        let t = std::thread::spawn(move || tx.push("b".into()));
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
+        drop(rx);
+        let err = t.join().unwrap().unwrap_err();
+        assert_eq!(err.into_inner(), "b");
+    }
+
+    #[test]
+    fn timeouts_return_the_item() {
+        let (mut tx, mut rx) = channel::<u8>(1);
+        tx.try_push(1).unwrap();
+        let e = tx.push_timeout(2, Duration::from_millis(5)).unwrap_err();
+        assert!(e.is_timeout());
+        assert_eq!(e.into_inner(), 2);
+        assert_eq!(rx.pop_timeout(Duration::from_millis(5)), Ok(1));
+        assert_eq!(
+            rx.pop_timeout(Duration::from_millis(5)),
+            Err(PopTimeoutError::Timeout)
+        );
+        let m = rx.metrics();
+        assert_eq!(m.push_full, 1);
+        assert_eq!(m.pop_empty, 1);
+        assert!(m.producer_blocked >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn threads_move_items_in_order() {
+        let n: u64 = if cfg!(miri) { 500 } else { 200_000 };
+        let (mut tx, mut rx) = channel::<u64>(7);
+        let t = std::thread::spawn(move || {
+            for i in 0..n {
+                tx.push(i).unwrap();
+            }
+        });
+        let mut next = 0;
+        let mut batch = Vec::new();
+        while let Ok(k) = rx.pop_batch(&mut batch, 5) {
+            assert!((1..=5).contains(&k));
+            for v in batch.drain(..) {
+                assert_eq!(v, next);
+                next += 1;
+            }
+        }
+        assert_eq!(next, n);
+        t.join().unwrap();
+    }
+}

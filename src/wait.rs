@@ -1,0 +1,455 @@
+//! Waiting: spin, then yield, then park; and the wake-up protocol that makes parking safe.
+//!
+//! # The lost wake-up, and how it is ruled out
+//!
+//! A waiter (say a consumer on an empty ring) must not go to sleep just after a producer
+//! published an item and decided nobody was asleep. Each side does a store, then a full barrier,
+//! then a load of what the other side stored (Dekker's pattern):
+//!
+//! ```text
+//!  waiter (Event::prepare + recheck)         notifier (publish + Event::notify_one)
+//!  (a) waiters += 1                          (1) publish: tail.store(t + 1, Release)
+//!  (b) e = epoch.load(Acquire)               (2) light_barrier()
+//!  (c) heavy_barrier()                       (3) if waiters.load(Relaxed) > 0:
+//!  (d) re-check the condition (tail)         (4)     epoch.fetch_add(1, Release)
+//!  (e) futex_wait(epoch, e)                  (5)     futex_wake(epoch)
+//! ```
+//!
+//! The barriers (c) and (2) together forbid the outcome "(3) reads no waiter *and* (d) reads the
+//! old tail". So either the waiter sees the item at (d) and does not sleep, or the notifier sees
+//! the waiter at (3) and bumps the epoch. A bump after (b) makes the futex wait at (e) return at
+//! once (the kernel compares the word atomically with queueing the waiter) or wakes it at (5). A
+//! bump before (b) is read by (b) with Acquire, and since (1) precedes the bump, (d) sees the item.
+//!
+//! # Asymmetric barriers
+//!
+//! The notifier runs on every push and pop, the waiter only when it is about to sleep (after tens
+//! of microseconds of spinning). So the barrier cost is moved to the waiter: on Linux,
+//! [`heavy_barrier`] is `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running
+//! thread of the process execute a full memory barrier, and [`light_barrier`] is then only a
+//! compiler fence: the hot path pays no `mfence`. Where membarrier is unavailable (other systems,
+//! old kernels, miri, loom), both are `fence(SeqCst)`, which is the textbook form of the argument
+//! above and what the loom models check. The mode is fixed once, before the first ring exists, so
+//! both sides of any ring always agree on it.
+
+use crate::metrics::SideStats;
+use crate::sync::{fence, spin_loop, yield_now, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How a blocking call waits when it cannot proceed at once.
+///
+/// Every blocking call (`push`, `pop`, `pop_batch`, their `_timeout`/`_deadline` forms) first
+/// retries without waiting; the strategy says what it does between retries.
+///
+/// ```
+/// use weir::{spsc, WaitStrategy};
+/// let (tx, rx) = spsc::Builder::new(64)
+///     .wait_strategy(WaitStrategy::BusySpin)
+///     .build::<u64>()
+///     .unwrap();
+/// # drop((tx, rx));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitStrategy {
+    /// Spin on the CPU forever: the lowest latency, and a core burnt while waiting.
+    BusySpin,
+    /// Give the core back to the scheduler between retries (`sched_yield`), never sleep.
+    Yield,
+    /// Spin `spins` times, then yield `yields` times, then sleep on a futex until the other side
+    /// wakes the thread. The default.
+    SpinThenPark {
+        /// Retries with a CPU spin hint between them.
+        spins: u32,
+        /// Retries with a `sched_yield` between them, after the spins.
+        yields: u32,
+    },
+    /// Sleep on the futex at once: the least CPU, and a wake-up (tens of µs) per wait.
+    Park,
+}
+
+/// Spins of the default strategy. One futex wake costs ~40 µs on the VMs weir is tuned on; a
+/// retry costs ~20–50 ns when the other side is writing the line, so 2048 retries cover gaps of
+/// roughly 40–100 µs before the thread pays for a sleep.
+pub const DEFAULT_SPINS: u32 = 2048;
+/// Yields of the default strategy, after the spins.
+pub const DEFAULT_YIELDS: u32 = 8;
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        WaitStrategy::SpinThenPark {
+            spins: DEFAULT_SPINS,
+            yields: DEFAULT_YIELDS,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barriers
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+mod membarrier {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
+
+    const CMD_QUERY: libc::c_long = 0;
+    const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    /// Set once, before any ring exists (see [`init`]), never cleared.
+    static ENABLED: AtomicBool = AtomicBool::new(false);
+    static INIT: OnceLock<bool> = OnceLock::new();
+
+    fn membarrier(cmd: libc::c_long) -> libc::c_long {
+        // SAFETY: membarrier takes two integer arguments and touches no user memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
+    }
+
+    /// Registers the process for expedited membarrier, once. Every ring constructor calls this
+    /// before it returns, so every thread that holds a ring handle received it after `ENABLED`
+    /// took its final value (the handle's transfer to that thread is the happens-before edge).
+    pub(super) fn init() {
+        INIT.get_or_init(|| {
+            let supported = membarrier(CMD_QUERY);
+            let ok = supported > 0
+                && supported & CMD_PRIVATE_EXPEDITED != 0
+                && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+            // Relaxed: readers are ordered after this store by the OnceLock and by the hand-over
+            // of the ring handles (see above), not by this store itself.
+            ENABLED.store(ok, Ordering::Relaxed);
+            ok
+        });
+    }
+
+    #[inline(always)]
+    pub(super) fn enabled() -> bool {
+        // Relaxed: the value is final before any ring handle exists (see `init`).
+        ENABLED.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn heavy() {
+        if membarrier(CMD_PRIVATE_EXPEDITED) != 0 {
+            // Registration succeeded, so this cannot fail; if it somehow does, a full fence on
+            // this side alone would not be enough, so fail loudly rather than lose a wake-up.
+            panic!("membarrier(PRIVATE_EXPEDITED) failed after registration");
+        }
+    }
+}
+
+/// Called by every ring constructor: fixes the barrier mode before the first handle exists.
+pub(crate) fn init_barriers() {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    membarrier::init();
+}
+
+/// The notifier's barrier, on every publish: a compiler fence where the waiter's side uses
+/// membarrier, otherwise `fence(SeqCst)`. Pairs with [`heavy_barrier`].
+#[inline(always)]
+pub(crate) fn light_barrier() {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    if membarrier::enabled() {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        return;
+    }
+    fence(Ordering::SeqCst);
+}
+
+/// The waiter's barrier, once per sleep: `membarrier` where available, otherwise
+/// `fence(SeqCst)`. Pairs with [`light_barrier`] (see the module docs).
+#[inline]
+pub(crate) fn heavy_barrier() {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    if membarrier::enabled() {
+        membarrier::heavy();
+        return;
+    }
+    fence(Ordering::SeqCst);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The futex word, and its portable fallback
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(all(target_os = "linux", not(loom)))]
+mod sleeper {
+    use crate::sync::AtomicU32;
+    use std::time::Duration;
+
+    #[derive(Debug, Default)]
+    pub(super) struct Sleeper;
+
+    impl Sleeper {
+        /// Sleeps while `*word == expected`, at most `timeout`. Spurious returns are fine: callers
+        /// re-check their condition.
+        pub(super) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+            let ts = timeout.map(|d| libc::timespec {
+                tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `word` is a live, aligned u32 for the duration of the call (AtomicU32 has
+            // the layout of u32); `ts_ptr` is null or points to a timespec on this stack frame.
+            // FUTEX_WAIT only reads the word and the timespec.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    word.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    expected,
+                    ts_ptr,
+                );
+            }
+        }
+
+        /// Wakes up to `n` threads sleeping on `word`.
+        pub(super) fn wake(&self, word: &AtomicU32, n: u32) {
+            let n = n.min(i32::MAX as u32) as libc::c_int;
+            // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access user memory.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    word.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    n,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(any(loom, not(target_os = "linux")))]
+mod sleeper {
+    use crate::sync::{AtomicU32, Condvar, Mutex, Ordering};
+    use std::time::Duration;
+
+    /// Mutex + condvar stand-in for the futex (other systems, and loom, which cannot model
+    /// syscalls). The epoch is compared under the lock, and wakers take the lock after bumping
+    /// it, so a waker cannot slip between the comparison and the wait.
+    #[derive(Debug, Default)]
+    pub(super) struct Sleeper {
+        lock: Mutex<()>,
+        cv: Condvar,
+    }
+
+    impl Sleeper {
+        pub(super) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            // Acquire: pairs with the waker's Release bump of the epoch.
+            if word.load(Ordering::Acquire) != expected {
+                return;
+            }
+            #[cfg(loom)]
+            {
+                // loom models no time: a timed wait is modelled as an untimed one.
+                let _ = timeout;
+                drop(self.cv.wait(guard));
+            }
+            #[cfg(not(loom))]
+            match timeout {
+                Some(d) => drop(self.cv.wait_timeout(guard, d)),
+                None => drop(self.cv.wait(guard)),
+            }
+        }
+
+        pub(super) fn wake(&self, _word: &AtomicU32, n: u32) {
+            drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
+            if n == 1 {
+                self.cv.notify_one();
+            } else {
+                self.cv.notify_all();
+            }
+        }
+    }
+}
+
+/// A place where threads of one side of a ring sleep until the other side changes the ring.
+///
+/// See the module docs for the protocol. `waiters` counts threads between [`Event::prepare`] and
+/// [`Event::cancel`]; `epoch` is the futex word, bumped by every wake.
+#[derive(Debug, Default)]
+pub(crate) struct Event {
+    waiters: AtomicU32,
+    epoch: AtomicU32,
+    sleeper: sleeper::Sleeper,
+}
+
+/// What [`Event::prepare`] read; passed to [`Event::sleep`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket(u32);
+
+impl Event {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cheap check for the notifier, to be called after publishing and [`light_barrier`].
+    #[inline(always)]
+    pub(crate) fn has_waiters(&self) -> bool {
+        // Relaxed: ordered against the waiter's registration by the barrier pair (module docs).
+        self.waiters.load(Ordering::Relaxed) != 0
+    }
+
+    /// Wakes up to `n` sleepers. The caller has published its change before calling this.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn wake(&self, n: u32) {
+        // Release: a waiter whose (b) reads this bump must also see what was published before
+        // it (the module docs' case "bump before (b)").
+        self.epoch.fetch_add(1, Ordering::Release);
+        self.sleeper.wake(&self.epoch, n);
+    }
+
+    /// Wakes every sleeper, whether or not one is registered. For disconnects: the caller has
+    /// stored its `closed` flag (SeqCst) before this; a waiter either reads the bumped epoch in
+    /// (b), and then sees the flag, or sleeps on the old epoch and is woken here.
+    pub(crate) fn wake_all(&self) {
+        self.wake(u32::MAX);
+    }
+
+    /// Registers the caller as a waiter and issues the heavy barrier. The caller must then
+    /// re-check its condition, and either [`cancel`](Self::cancel) or [`sleep`](Self::sleep)
+    /// and then cancel.
+    pub(crate) fn prepare(&self) -> Ticket {
+        // Relaxed: ordered before the re-check by the heavy barrier below.
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // Acquire: pairs with the Release bump in `wake`.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        heavy_barrier();
+        Ticket(epoch)
+    }
+
+    /// Sleeps until woken, the epoch moved since `prepare`, or `timeout` passed.
+    pub(crate) fn sleep(&self, ticket: Ticket, timeout: Option<Duration>) {
+        self.sleeper.wait(&self.epoch, ticket.0, timeout);
+    }
+
+    /// Unregisters a waiter.
+    pub(crate) fn cancel(&self) {
+        // Relaxed: a stale count only costs a notifier one needless wake.
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The state of one blocking call between its retries: spin, then yield, then park.
+///
+/// Used as a loop around the caller's non-blocking attempt, so that the attempt can borrow the
+/// handle mutably (no closure holds it):
+///
+/// ```text
+/// let mut w = Waiter::new(strategy, deadline, recheck);
+/// let out = loop {
+///     if let done @ Some(_) = attempt() { break done; }     // success, or disconnected
+///     if !w.pause(event, stats) { break None; }             // deadline passed
+/// };
+/// w.finish(event, stats);
+/// ```
+///
+/// In the park phase `pause` alternates: first it registers on the event ([`Event::prepare`],
+/// with the heavy barrier) and returns so that the caller re-checks; the next call sleeps. The
+/// attempt between the two is the re-check (d) of the module docs' protocol.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    spins: u64,
+    yields: u64,
+    park: bool,
+    count: u64,
+    deadline: Option<Instant>,
+    recheck: Option<Duration>,
+    ticket: Option<Ticket>,
+    start: Instant,
+}
+
+impl Waiter {
+    /// `recheck` bounds each sleep: used where the other side wakes us only past a threshold
+    /// (batched wake-ups), so that a stalled peer cannot leave us asleep forever while a partial
+    /// amount is ready.
+    pub(crate) fn new(
+        strategy: WaitStrategy,
+        deadline: Option<Instant>,
+        recheck: Option<Duration>,
+    ) -> Self {
+        let (spins, yields, park) = match strategy {
+            WaitStrategy::BusySpin => (u64::MAX, 0, false),
+            WaitStrategy::Yield => (0, u64::MAX, false),
+            WaitStrategy::SpinThenPark { spins, yields } => (spins as u64, yields as u64, true),
+            WaitStrategy::Park => (0, 0, true),
+        };
+        // Under loom every retry multiplies the explored states: keep at most one of each.
+        #[cfg(loom)]
+        let (spins, yields) = (spins.min(1), yields.min(1));
+        Waiter {
+            spins,
+            yields,
+            park,
+            count: 0,
+            deadline,
+            recheck,
+            ticket: None,
+            start: Instant::now(),
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Waits a little after a failed attempt. Returns `false` once the deadline has passed: the
+    /// caller then gives up (after calling [`finish`](Self::finish)).
+    pub(crate) fn pause(&mut self, event: &Event, stats: &SideStats) -> bool {
+        let n = self.count;
+        self.count = n.saturating_add(1);
+        if n < self.spins {
+            // A clock read costs ~20 ns: look at the deadline every 128 spins only.
+            if n % 128 == 0 && self.expired() {
+                return false;
+            }
+            spin_loop();
+            return true;
+        }
+        if self.expired() {
+            return false;
+        }
+        if n - self.spins < self.yields || !self.park {
+            yield_now();
+            return true;
+        }
+        match self.ticket.take() {
+            None => {
+                // Register, then let the caller re-check before we sleep.
+                self.ticket = Some(event.prepare());
+            }
+            Some(ticket) => {
+                let timeout = match self.deadline {
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        Some(self.recheck.map_or(left, |r| r.min(left)))
+                    }
+                    None => self.recheck,
+                };
+                SideStats::add(&stats.parks, 1);
+                event.sleep(ticket, timeout);
+                event.cancel();
+            }
+        }
+        true
+    }
+
+    /// Ends the blocking call: unregisters from the event if still registered and records the
+    /// time spent blocked.
+    pub(crate) fn finish(mut self, event: &Event, stats: &SideStats) {
+        if self.ticket.take().is_some() {
+            event.cancel();
+        }
+        stats.add_blocked(self.start.elapsed());
+    }
+}
