@@ -35,6 +35,9 @@ mod metrics;
 mod sync;
 pub mod wait;
 
+pub mod mpmc;
+#[cfg(not(loom))]
+pub mod pool;
 pub mod spsc;
 
 pub use error::{

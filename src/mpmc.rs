@@ -1,0 +1,1 @@
+//! The multi-producer multi-consumer ring (in progress).
