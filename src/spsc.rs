@@ -33,7 +33,7 @@ use crate::error::{
 };
 use crate::metrics::{RingMetrics, SideStats};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
-use crate::wait::{init_barriers, light_barrier, Event, WaitStrategy, Waiter};
+use crate::wait::{init_barriers, light_barrier, Event, SpinBudget, WaitStrategy, Waiter};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -188,11 +188,13 @@ impl Builder {
             shared: shared.clone(),
             tail: self.start,
             cached_head: self.start,
+            spin_budget: SpinBudget::new(),
         };
         let consumer = Consumer {
             shared,
             head: self.start,
             cached_tail: self.start,
+            spin_budget: SpinBudget::new(),
         };
         Ok((producer, consumer))
     }
@@ -320,6 +322,8 @@ pub struct Producer<T> {
     tail: usize,
     /// The consumer's `head` as last seen; never ahead of the real one.
     cached_head: usize,
+    /// How long spinning has been paying off for this handle's blocking calls.
+    spin_budget: SpinBudget,
 }
 
 impl<T> Producer<T> {
@@ -473,7 +477,12 @@ impl<T> Producer<T> {
     ) -> Result<(), PushTimeoutError<T>> {
         SideStats::add(&self.shared.producer_stats.contended, 1);
         let recheck = (self.shared.producer_threshold > 1).then_some(THRESHOLD_RECHECK);
-        let mut waiter = Waiter::new(self.shared.producer_wait, deadline, recheck);
+        let mut waiter = Waiter::adaptive(
+            self.shared.producer_wait,
+            deadline,
+            recheck,
+            self.spin_budget,
+        );
         let out = loop {
             value = match self.try_push_quiet(value) {
                 Ok(()) => break Ok(()),
@@ -485,7 +494,8 @@ impl<T> Producer<T> {
                 break Err(PushTimeoutError::Timeout(value));
             }
         };
-        waiter.finish(&self.shared.producer_event, &self.shared.producer_stats);
+        let how = waiter.finish(&self.shared.producer_event, &self.shared.producer_stats);
+        self.spin_budget.learn(how);
         out
     }
 
@@ -639,6 +649,8 @@ pub struct Consumer<T> {
     head: usize,
     /// The producer's `tail` as last seen; never ahead of the real one.
     cached_tail: usize,
+    /// How long spinning has been paying off for this handle's blocking calls.
+    spin_budget: SpinBudget,
 }
 
 impl<T> Consumer<T> {
@@ -805,7 +817,12 @@ impl<T> Consumer<T> {
     fn wait_ready_slow(&mut self, deadline: Option<Instant>) -> Result<usize, PopTimeoutError> {
         SideStats::add(&self.shared.consumer_stats.contended, 1);
         let recheck = (self.shared.consumer_threshold > 1).then_some(THRESHOLD_RECHECK);
-        let mut waiter = Waiter::new(self.shared.consumer_wait, deadline, recheck);
+        let mut waiter = Waiter::adaptive(
+            self.shared.consumer_wait,
+            deadline,
+            recheck,
+            self.spin_budget,
+        );
         let out = loop {
             match self.ready_or_err(1) {
                 Ok(n) => break Ok(n),
@@ -817,7 +834,8 @@ impl<T> Consumer<T> {
                 break Err(PopTimeoutError::Timeout);
             }
         };
-        waiter.finish(&self.shared.consumer_event, &self.shared.consumer_stats);
+        let how = waiter.finish(&self.shared.consumer_event, &self.shared.consumer_stats);
+        self.spin_budget.learn(how);
         out
     }
 

@@ -446,10 +446,70 @@ impl Waiter {
 
     /// Ends the blocking call: unregisters from the event if still registered and records the
     /// time spent blocked.
-    pub(crate) fn finish(mut self, event: &Event, stats: &SideStats) {
+    pub(crate) fn finish(mut self, event: &Event, stats: &SideStats) -> Finished {
         if self.ticket.take().is_some() {
             event.cancel();
         }
         stats.add_blocked(self.start.elapsed());
+        Finished {
+            reached_park: self.park && self.count > self.spins.saturating_add(self.yields),
+            spins: self.spins,
+        }
+    }
+
+    /// Like [`new`](Self::new), with the spin phase cut to what `budget` has learnt pays off
+    /// for this handle (see [`SpinBudget`]).
+    pub(crate) fn adaptive(
+        strategy: WaitStrategy,
+        deadline: Option<Instant>,
+        recheck: Option<Duration>,
+        budget: SpinBudget,
+    ) -> Self {
+        let mut w = Self::new(strategy, deadline, recheck);
+        if w.park && u64::from(budget.spins) < w.spins {
+            w.spins = budget.spins as u64;
+            // Spinning did not pay last time: skip the yields too, they cost a syscall each.
+            w.yields = 0;
+        }
+        w
+    }
+}
+
+/// How a blocking call ended, for [`SpinBudget::learn`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finished {
+    reached_park: bool,
+    /// The spin phase this wait was given.
+    spins: u64,
+}
+
+/// Adaptive spinning, per handle: how many spins are worth it before parking.
+///
+/// A wait that had to park anyway wasted its spins (with a slow consumer, a producer would burn
+/// tens of microseconds per burst), so the budget halves, down to [`SpinBudget::MIN`]; a wait
+/// that spinning resolved doubles it, back up to the strategy's own count. Latency-bound
+/// ping-pong keeps the full spin phase; throttled producers stop burning CPU.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpinBudget {
+    spins: u32,
+}
+
+impl SpinBudget {
+    /// The fewest spins the budget falls to: a few hundred nanoseconds, enough to catch a peer
+    /// that is just about to publish.
+    pub(crate) const MIN: u32 = 16;
+
+    pub(crate) const fn new() -> Self {
+        SpinBudget { spins: u32::MAX }
+    }
+
+    /// Updates the budget from how a wait ended.
+    pub(crate) fn learn(&mut self, how: Finished) {
+        let given = u32::try_from(how.spins).unwrap_or(u32::MAX);
+        self.spins = if how.reached_park {
+            (given / 2).max(Self::MIN)
+        } else {
+            given.saturating_mul(2)
+        };
     }
 }
