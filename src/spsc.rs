@@ -379,8 +379,9 @@ impl<T> Producer<T> {
                 return;
             }
         }
-        SideStats::add(&shared.producer_stats.wakes_sent, 1);
-        shared.consumer_event.wake(1);
+        if shared.consumer_event.wake_sole_waiter() {
+            SideStats::add(&shared.producer_stats.wakes_sent, 1);
+        }
     }
 
     /// `try_push` without the metrics, for the retries of blocking calls.
@@ -719,8 +720,9 @@ impl<T> Consumer<T> {
         if shared.capacity.saturating_sub(used) < shared.producer_threshold {
             return;
         }
-        SideStats::add(&shared.consumer_stats.wakes_sent, 1);
-        shared.producer_event.wake(1);
+        if shared.producer_event.wake_sole_waiter() {
+            SideStats::add(&shared.consumer_stats.wakes_sent, 1);
+        }
     }
 
     /// Moves the item of sequence `self.head` out. The caller has checked `ready() > 0`.

@@ -309,6 +309,22 @@ impl Event {
         self.sleeper.wake(&self.epoch, n);
     }
 
+    /// Wakes the registered waiter of an event that has at most one (the SPSC rings), and
+    /// unregisters it on its behalf, so that the notifier's later publications before the
+    /// waiter runs again do not each send another futex wake: one park costs one wake.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn wake_sole_waiter(&self) -> bool {
+        // Acquire/Release: an RMW on the count the waiter incremented in `prepare`; if it reads
+        // the registration, the wake below is for that registration. Ordered after our
+        // publication by the caller's `light_barrier` (module docs).
+        if self.waiters.swap(0, Ordering::AcqRel) == 0 {
+            return false;
+        }
+        self.wake(1);
+        true
+    }
+
     /// Wakes every sleeper, whether or not one is registered. For disconnects: the caller has
     /// stored its `closed` flag (SeqCst) before this; a waiter either reads the bumped epoch in
     /// (b), and then sees the flag, or sleeps on the old epoch and is woken here.
@@ -333,10 +349,13 @@ impl Event {
         self.sleeper.wait(&self.epoch, ticket.0, timeout);
     }
 
-    /// Unregisters a waiter.
+    /// Unregisters a waiter (unless `wake_sole_waiter` already did).
     pub(crate) fn cancel(&self) {
-        // Relaxed: a stale count only costs a notifier one needless wake.
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        // Relaxed: a stale count only costs a notifier one needless wake. Saturating, because
+        // `wake_sole_waiter` may have taken our registration already.
+        let _ = self
+            .waiters
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| w.checked_sub(1));
     }
 }
 
