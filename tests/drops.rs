@@ -2,12 +2,32 @@
 //! over-aligned types, `usize::MAX`-ish capacities, and sequence counters started just below
 //! `usize::MAX` so that every path crosses the wrap-around of the counters.
 
+// ci: miri (cheap enough under miri: sizes scale down with cfg!(miri); run under several seeds)
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use weir::spsc::{self, Builder};
 use weir::{CapacityError, TryPopError};
+
+/// Items moved across threads: `WEIR_STRESS_ITEMS / 20` if set (CI lowers it for the
+/// sanitizers), else scaled to the build.
+fn thread_items() -> u64 {
+    if let Some(n) = std::env::var("WEIR_STRESS_ITEMS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        return (n / 20).max(100);
+    }
+    if cfg!(miri) {
+        300
+    } else if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Drop that panics
@@ -67,7 +87,8 @@ fn panicking_drop_in_ring_at_drop_time_drops_the_rest_once() {
         for b in bombs(&log, &[0, 1, 2, 3], 1) {
             assert!(tx.try_push(b).is_ok());
         }
-        let (first, last): (Box<dyn FnOnce()>, Box<dyn FnOnce()>) = if producer_last {
+        type Step = Box<dyn FnOnce()>;
+        let (first, last): (Step, Step) = if producer_last {
             (Box::new(move || drop(rx)), Box::new(move || drop(tx)))
         } else {
             (Box::new(move || drop(tx)), Box::new(move || drop(rx)))
@@ -179,7 +200,7 @@ fn zero_sized_items_with_huge_capacity() {
         .build::<()>()
         .unwrap();
     assert_eq!(tx.capacity(), cap);
-    assert_eq!(tx.push_iter(std::iter::repeat(()).take(10)), 10);
+    assert_eq!(tx.push_iter(std::iter::repeat_n((), 10)), 10);
     assert_eq!(rx.len(), 10);
     let mut out = Vec::new();
     assert_eq!(rx.try_pop_batch(&mut out, 4), Ok(4));
@@ -219,7 +240,7 @@ fn over_aligned_items_stay_aligned_and_intact() {
         assert_eq!(out, [items[3]]);
     }
     // Across threads as well.
-    let n = if cfg!(miri) { 200 } else { 100_000 };
+    let n = thread_items() / 5;
     let t = thread::spawn(move || {
         for i in 0..n {
             tx.push(Wide(i, [i as u8; 3])).unwrap();
@@ -312,7 +333,7 @@ fn every_operation_across_counter_wrap_around() {
 
 #[test]
 fn threads_across_counter_wrap_around() {
-    let n: u64 = if cfg!(miri) { 300 } else { 1_000_000 };
+    let n = thread_items();
     for k in [0usize, 1, 3, 50] {
         let (mut tx, mut rx) = Builder::new(3)
             .start_sequence(usize::MAX - k)
@@ -332,7 +353,7 @@ fn threads_across_counter_wrap_around() {
         });
         let mut next = 0;
         let mut out = Vec::new();
-        while let Ok(_) = rx.pop_batch(&mut out, 2) {
+        while rx.pop_batch(&mut out, 2).is_ok() {
             for v in out.drain(..) {
                 assert_eq!(v, next);
                 next += 1;

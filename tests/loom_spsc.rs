@@ -1,4 +1,3 @@
-#![cfg(loom)]
 //! Loom models of the SPSC ring on capacity 1 and 2: wrap-around of the buffer and of the
 //! counters, batch pop and `push_slice`, disconnect while the other side is parked, no lost
 //! wake-up (both directions), and exactly-once drops of items left in the ring.
@@ -14,6 +13,8 @@
 //! up as a loom deadlock ("all threads blocked"), so the side that should wake the other keeps
 //! its handle alive until the woken thread has been joined: a disconnect must not be the thing
 //! that wakes it.
+
+#![cfg(loom)]
 
 use loom::thread;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,6 +4,8 @@
 //! Sizes scale down under miri and in debug builds; `WEIR_STRESS_ITEMS` overrides the number of
 //! items of the stress tests (CI lowers it for the sanitizer runs).
 
+// ci: miri (cheap enough under miri: sizes scale down with cfg!(miri); run under several seeds)
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
