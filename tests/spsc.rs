@@ -26,7 +26,7 @@ fn stress_items() -> u64 {
         return n;
     }
     if cfg!(miri) {
-        2_000
+        500
     } else if cfg!(debug_assertions) {
         1_000_000
     } else {
@@ -257,7 +257,7 @@ fn refused_items_are_handed_back_not_dropped() {
 
 #[test]
 fn threads_drop_every_item_exactly_once_after_disconnects() {
-    let n = (stress_items() / 20).max(1_000);
+    let n = (stress_items() / 20).max(if cfg!(miri) { 100 } else { 1_000 });
     for consumer_quits_early in [false, true] {
         let ledger = Arc::new(Ledger::default());
         let (mut tx, mut rx) = spsc::channel::<Tracked>(64);
@@ -430,7 +430,7 @@ fn slow_consumer_run(
 /// quarter of the ring (the default threshold) is free, so it refills in bursts.
 #[test]
 fn slow_consumer_does_not_cost_a_wake_per_item() {
-    let items = if cfg!(miri) { 200 } else { 3_000 };
+    let items = if cfg!(miri) { 100 } else { 3_000 };
     let m = slow_consumer_run(items, 64, None, true);
     // The ideal is popped / 16 (the default threshold on 64 slots); allow 4x that.
     assert!(
@@ -451,7 +451,7 @@ fn slow_consumer_does_not_cost_a_wake_per_item() {
 #[test]
 #[ignore = "BUG in src: repeated wake-ups per park (see doc comment)"]
 fn slow_consumer_sends_about_one_wake_per_park() {
-    let items = if cfg!(miri) { 200 } else { 3_000 };
+    let items = if cfg!(miri) { 100 } else { 3_000 };
     let m = slow_consumer_run(items, 64, None, false);
     assert!(
         m.producer_wakeups <= 2 * m.producer_parks + 2,
