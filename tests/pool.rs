@@ -69,6 +69,20 @@ impl Gate {
     fn entered(&self) -> u64 {
         self.entered.load(SeqCst)
     }
+
+    /// Opens the gate when dropped. Declared after the pool, it is dropped before it, so that a
+    /// failing assertion ends the test instead of hanging the pool's drop on a closed gate.
+    fn open_on_drop(self: &Arc<Self>) -> OpenOnDrop {
+        OpenOnDrop(self.clone())
+    }
+}
+
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
 }
 
 fn assert_balanced(r: &PoolReport) {
@@ -98,6 +112,7 @@ fn scale_up_under_sustained_load_then_down_after_it_stops() {
         .unpinned()
         .build_each(move |_: u64| g.pass())
         .unwrap();
+    let _open = gate.open_on_drop();
     assert_eq!(pool.workers(), 1);
     // 95 jobs, workers hold at most one each: the depth stays >= 92, above the mark (75).
     for i in 0..95 {
@@ -133,6 +148,7 @@ fn no_scaling_while_depth_stays_between_the_marks() {
         .unpinned()
         .build_each(move |_: u64| g.pass())
         .unwrap();
+    let _open = gate.open_on_drop();
     // First grow to 2 workers, so that a wrong retirement could show.
     let mut next = 0;
     while next < 80 {
@@ -187,6 +203,7 @@ fn load_oscillating_across_the_high_mark_does_not_flap() {
         .unpinned()
         .build_each(move |_: u64| g.pass())
         .unwrap();
+    let _open = gate.open_on_drop();
     let mut next = 0;
     let mut crossings = 0;
     for round in 0..200 {
@@ -236,6 +253,7 @@ fn overflow_balance(policy: Overflow) -> (PoolReport, Vec<SubmitError<u64>>, Vec
             }
         })
         .unwrap();
+    let _open = gate.open_on_drop();
     pool.submit(0).unwrap();
     wait_until("the worker holds job 0", || gate.entered() == 1);
     for i in 1..=8 {
@@ -357,6 +375,7 @@ fn shutdown_with_a_full_queue_and_a_blocked_submitter_loses_nothing() {
             s2.fetch_add(batch.drain(..).sum::<u64>(), SeqCst);
         })
         .unwrap();
+    let _open = gate.open_on_drop();
     let submitter = pool.submitter();
     let mut total = 0;
     let mut next = 1;
@@ -410,6 +429,7 @@ fn shutdown_now_returns_every_unprocessed_job_in_order() {
         .unpinned()
         .build_each(move |_: u64| g.pass())
         .unwrap();
+    let _open = gate.open_on_drop();
     for i in 0..50 {
         pool.submit(i).unwrap();
     }
@@ -437,6 +457,7 @@ fn shutdown_now_unblocks_a_submitter_waiting_on_a_full_queue() {
         .unpinned()
         .build_each(move |_: u64| g.pass())
         .unwrap();
+    let _open = gate.open_on_drop();
     pool.submit(0).unwrap();
     wait_until("the worker holds job 0", || gate.entered() == 1);
     let submitter = pool.submitter();
@@ -509,6 +530,7 @@ fn a_panicking_batch_handler_fails_exactly_its_batch() {
             }
         })
         .unwrap();
+    let _open = gate.open_on_drop();
     pool.submit(0).unwrap();
     wait_until("the worker holds a batch", || gate.entered() == 1);
     for i in 1..40 {
@@ -674,4 +696,24 @@ fn bad_options_are_typed_errors() {
         .build_each(|_: u8| {})
         .unwrap_err();
     assert!(matches!(e, BuildError::WaterMarks { .. }), "{e}");
+}
+
+#[test]
+fn pool_and_submitter_are_send_and_sync_for_send_jobs() {
+    fn send_sync<X: Send + Sync>() {}
+    // `Cell` is Send but not Sync: jobs only need to be Send.
+    send_sync::<Pool<std::cell::Cell<u8>>>();
+    send_sync::<weir::pool::Submitter<std::cell::Cell<u8>>>();
+}
+
+#[test]
+fn the_pool_is_reexported_at_the_crate_root() {
+    let pool: weir::Pool<u8> = weir::Pool::builder()
+        .overflow(weir::Overflow::Reject)
+        .unpinned()
+        .build_each(|_| {})
+        .unwrap();
+    let report: weir::PoolReport = pool.shutdown();
+    let _: &weir::PoolMetrics = &report.metrics;
+    let _: Option<weir::SubmitError<u8>> = None;
 }

@@ -78,11 +78,13 @@ fn add_worker<T: Send + 'static>(s: &Arc<Shared<T>>) {
     if !reserved {
         return;
     }
-    match worker::spawn(s) {
-        Ok(()) => Counters::bump(&s.counters.scale_ups),
-        Err(_) => {
-            s.live.fetch_sub(1, Ordering::Relaxed);
-            Counters::bump(&s.counters.spawn_failures);
-        }
+    // Counted together with `live`, before the thread exists, so that a reader never sees the
+    // new worker in `workers` without its scale-up (`workers == min + scale_ups - scale_downs`
+    // whenever the supervisor is between steps).
+    Counters::bump(&s.counters.scale_ups);
+    if worker::spawn(s).is_err() {
+        s.live.fetch_sub(1, Ordering::Relaxed);
+        s.counters.scale_ups.fetch_sub(1, Ordering::Relaxed);
+        Counters::bump(&s.counters.spawn_failures);
     }
 }

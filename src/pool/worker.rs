@@ -102,23 +102,27 @@ impl<T: Send + 'static> Worker<T> {
             s.cores.release(claim);
         }
         lock(&s.registry).retire(self.id);
-        if retired {
-            Counters::bump(&s.counters.scale_downs);
-        } else {
+        if !retired {
             s.live.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Leaves the pool if it is above its minimum (decrementing `live` in the same step).
+    /// Leaves the pool if it is above its minimum (decrementing `live` in the same step, and
+    /// counting the scale-down right away, so that `workers` and `scale_downs` agree).
     fn try_retire(&self) -> bool {
         let s = &*self.shared;
         // Relaxed: `live` is a count that guards no data; the CAS makes "above min, so one
         // fewer" atomic against other retiring workers and the supervisor's additions.
-        s.live
+        let retired = s
+            .live
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n > s.config.min).then(|| n - 1)
             })
-            .is_ok()
+            .is_ok();
+        if retired {
+            Counters::bump(&s.counters.scale_downs);
+        }
+        retired
     }
 
     fn process(&self, scratch: &mut Scratch<T>) {
