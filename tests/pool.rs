@@ -66,6 +66,10 @@ impl Gate {
         self.release(u64::MAX / 2);
     }
 
+    fn close(&self) {
+        *self.permits.lock().unwrap() = 0;
+    }
+
     fn entered(&self) -> u64 {
         self.entered.load(SeqCst)
     }
@@ -127,9 +131,22 @@ fn scale_up_under_sustained_load_then_down_after_it_stops() {
     // Load stops: everything drains, then the queue stays empty and the extras retire.
     gate.open();
     wait_until("the pool has shrunk to its minimum", || pool.workers() == 1);
+    let m = pool.metrics();
+    assert_eq!((m.scale_ups, m.scale_downs, m.completed), (2, 2, 95));
+    // A second wave grows the pool again: the signal was re-armed.
+    wait_until("the queue is empty", || pool.depth() == 0);
+    gate.close();
+    let entered = gate.entered();
+    for i in 0..95 {
+        pool.submit(i).unwrap();
+    }
+    wait_until("the pool has grown again", || pool.workers() == 3);
+    wait_until("every worker holds a job", || gate.entered() == entered + 3);
+    assert_eq!(pool.metrics().scale_ups, 4);
+    gate.open();
     let report = pool.shutdown();
     let m = &report.metrics;
-    assert_eq!((m.scale_ups, m.scale_downs, m.completed), (2, 2, 95));
+    assert_eq!((m.scale_ups, m.completed), (4, 190));
     assert_balanced(&report);
 }
 
