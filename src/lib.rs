@@ -45,4 +45,6 @@ pub use error::{
     TryPushError,
 };
 pub use metrics::RingMetrics;
+#[cfg(not(loom))]
+pub use pool::{Overflow, Pool, PoolMetrics, PoolReport, SubmitError};
 pub use wait::WaitStrategy;
