@@ -32,6 +32,13 @@ impl SideStats {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// `add` for a counter with one writer thread (a side of an SPSC ring): a plain load and
+    /// store, no locked instruction. Relaxed: a tally, read only by snapshots.
+    #[inline]
+    pub(crate) fn add_sole(counter: &StatU64, n: u64) {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
     #[inline]
     pub(crate) fn add_blocked(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -68,9 +75,11 @@ pub struct RingMetrics {
     pub push_full: u64,
     /// Pops that found the ring empty (a blocking pop counts once per call).
     pub pop_empty: u64,
-    /// Total time producers spent blocked waiting for room.
+    /// Total time producers spent blocked waiting for room. Waits that spinning resolves within
+    /// the first 128 spins (a microsecond or two) are not timed: reading the clock would cost
+    /// more than they do.
     pub producer_blocked: Duration,
-    /// Total time consumers spent blocked waiting for items.
+    /// Total time consumers spent blocked waiting for items (timed as `producer_blocked`).
     pub consumer_blocked: Duration,
     /// Times a producer went to sleep (parked on the futex).
     pub producer_parks: u64,

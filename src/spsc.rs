@@ -244,6 +244,78 @@ impl<T> Shared<T> {
         unsafe { self.buffer.get_unchecked(index) }
     }
 
+    /// The contiguous runs of slots that `n` sequence numbers from `seq` occupy: `(index of
+    /// the first slot, length of the first run)`; the second run starts at index 0.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn runs(&self, seq: usize, n: usize) -> (usize, usize) {
+        let start = seq & self.mask;
+        (start, n.min(self.buffer.len() - start))
+    }
+
+    /// Copies `items` into the slots from sequence `seq` on (two `memcpy`s at most).
+    ///
+    /// # Safety
+    /// The `items.len()` slots from `seq` must be free and owned by the caller (the producer).
+    #[inline]
+    unsafe fn copy_in(&self, seq: usize, items: &[T])
+    where
+        T: Copy,
+    {
+        #[cfg(not(loom))]
+        {
+            let (start, first) = self.runs(seq, items.len());
+            let base = self.buffer.as_ptr() as *mut T;
+            // SAFETY: `Slot<T>` has the layout of `T`; `start + first <= buffer.len()` and
+            // `items.len() - first <= start` (the runs do not overlap, since
+            // `items.len() <= capacity <= buffer.len()`); the slots are free and ours (caller),
+            // and writing through the cells' shared pointer is what `UnsafeCell` allows.
+            unsafe {
+                std::ptr::copy_nonoverlapping(items.as_ptr(), base.add(start), first);
+                std::ptr::copy_nonoverlapping(items.as_ptr().add(first), base, items.len() - first);
+            }
+        }
+        #[cfg(loom)]
+        for (k, item) in items.iter().enumerate() {
+            // SAFETY: the caller owns the free slot (loom checks the cell accesses).
+            self.slot(seq.wrapping_add(k))
+                .with_mut(|p| unsafe { (*p).write(*item) });
+        }
+    }
+
+    /// Moves the `n` items from sequence `seq` on to the end of `out` (two `memcpy`s at most).
+    ///
+    /// # Safety
+    /// The `n` slots from `seq` must hold initialised items owned by the caller (the consumer),
+    /// who must not read them again; `out` must have spare capacity for `n` items.
+    #[inline]
+    unsafe fn move_out(&self, seq: usize, n: usize, out: &mut Vec<T>) {
+        debug_assert!(out.capacity() - out.len() >= n);
+        #[cfg(not(loom))]
+        {
+            let (start, first) = self.runs(seq, n);
+            let base = self.buffer.as_ptr() as *const T;
+            let len = out.len();
+            // SAFETY: as in `copy_in` for the slots; the destination is `out`'s spare capacity
+            // (caller); a bitwise copy is a move, since the slots count as empty once the head
+            // is published and are never read again; `set_len` covers exactly the `n` moved.
+            unsafe {
+                let dst = out.as_mut_ptr().add(len);
+                std::ptr::copy_nonoverlapping(base.add(start), dst, first);
+                std::ptr::copy_nonoverlapping(base, dst.add(first), n - first);
+                out.set_len(len + n);
+            }
+        }
+        #[cfg(loom)]
+        for k in 0..n {
+            // SAFETY: the caller owns the initialised item and never reads the slot again.
+            let value = self
+                .slot(seq.wrapping_add(k))
+                .with(|p| unsafe { (*p).assume_init_read() });
+            out.push(value); // cannot reallocate: capacity reserved by the caller
+        }
+    }
+
     fn depth(&self) -> usize {
         // Load head first: the tail loaded after it can only be larger, so the difference never
         // underflows. Relaxed: a snapshot for reporting, no data is read through it.
@@ -380,7 +452,7 @@ impl<T> Producer<T> {
             }
         }
         if shared.consumer_event.wake_sole_waiter() {
-            SideStats::add(&shared.producer_stats.wakes_sent, 1);
+            SideStats::add_sole(&shared.producer_stats.wakes_sent, 1);
         }
     }
 
@@ -420,7 +492,7 @@ impl<T> Producer<T> {
     #[cold]
     fn count_refusal(&self, e: TryPushError<T>) -> TryPushError<T> {
         if e.is_full() {
-            SideStats::add(&self.shared.producer_stats.contended, 1);
+            SideStats::add_sole(&self.shared.producer_stats.contended, 1);
         }
         e
     }
@@ -476,7 +548,7 @@ impl<T> Producer<T> {
         mut value: T,
         deadline: Option<Instant>,
     ) -> Result<(), PushTimeoutError<T>> {
-        SideStats::add(&self.shared.producer_stats.contended, 1);
+        SideStats::add_sole(&self.shared.producer_stats.contended, 1);
         let recheck = (self.shared.producer_threshold > 1).then_some(THRESHOLD_RECHECK);
         let mut waiter = Waiter::adaptive(
             self.shared.producer_wait,
@@ -519,16 +591,11 @@ impl<T> Producer<T> {
         }
         let n = self.room_for(items.len()).min(items.len());
         if n == 0 {
-            SideStats::add(&self.shared.producer_stats.contended, 1);
+            SideStats::add_sole(&self.shared.producer_stats.contended, 1);
             return 0;
         }
-        let start = self.tail;
-        for (k, item) in items[..n].iter().enumerate() {
-            // SAFETY: `k < n <= room`, so slot `start + k` is free (see `try_push_quiet`).
-            self.shared
-                .slot(start.wrapping_add(k))
-                .with_mut(|p| unsafe { (*p).write(*item) });
-        }
+        // SAFETY: `n <= room`, so the `n` slots from `tail` are free (see `try_push_quiet`).
+        unsafe { self.shared.copy_in(self.tail, &items[..n]) };
         self.publish(n);
         n
     }
@@ -550,7 +617,7 @@ impl<T> Producer<T> {
         }
         let room = self.room_for(usize::MAX);
         if room == 0 {
-            SideStats::add(&self.shared.producer_stats.contended, 1);
+            SideStats::add_sole(&self.shared.producer_stats.contended, 1);
             return 0;
         }
         // Should the iterator panic, the guard publishes what was written so far.
@@ -721,7 +788,7 @@ impl<T> Consumer<T> {
             return;
         }
         if shared.producer_event.wake_sole_waiter() {
-            SideStats::add(&shared.consumer_stats.wakes_sent, 1);
+            SideStats::add_sole(&shared.consumer_stats.wakes_sent, 1);
         }
     }
 
@@ -765,7 +832,7 @@ impl<T> Consumer<T> {
     #[cold]
     fn count_empty(&self, e: TryPopError) -> TryPopError {
         if e == TryPopError::Empty {
-            SideStats::add(&self.shared.consumer_stats.contended, 1);
+            SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
         }
         e
     }
@@ -817,7 +884,7 @@ impl<T> Consumer<T> {
     #[cold]
     #[inline(never)]
     fn wait_ready_slow(&mut self, deadline: Option<Instant>) -> Result<usize, PopTimeoutError> {
-        SideStats::add(&self.shared.consumer_stats.contended, 1);
+        SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
         let recheck = (self.shared.consumer_threshold > 1).then_some(THRESHOLD_RECHECK);
         let mut waiter = Waiter::adaptive(
             self.shared.consumer_wait,
@@ -846,17 +913,10 @@ impl<T> Consumer<T> {
     fn take_into(&mut self, out: &mut Vec<T>, n: usize) {
         // Reserve first: if this panics (capacity overflow) nothing has moved yet.
         out.reserve(n);
-        for k in 0..n {
-            let seq = self.head.wrapping_add(k);
-            // SAFETY: `k < n <= ready`, so the slot holds an item that is ours to move out; the
-            // head is published after the loop, so the producer cannot reuse the slot before.
-            let value = self
-                .shared
-                .slot(seq)
-                .with(|p| unsafe { (*p).assume_init_read() });
-            // Cannot reallocate (reserved above), so cannot panic between the reads.
-            out.push(value);
-        }
+        // SAFETY: `n <= ready`, so the `n` slots from `head` hold items that are ours to move
+        // out; `out` has room for them (reserved above); the head is published only after, so
+        // the producer cannot reuse the slots before the moves are done.
+        unsafe { self.shared.move_out(self.head, n, out) };
         self.release(n);
     }
 
@@ -1056,8 +1116,7 @@ impl<T> ReadChunk<'_, T> {
     /// around the end of the buffer).
     pub fn as_slices(&self) -> (&[T], &[T]) {
         let shared = &*self.consumer.shared;
-        let start = self.consumer.head & shared.mask;
-        let first = self.len.min(shared.buffer.len() - start);
+        let (start, first) = shared.runs(self.consumer.head, self.len);
         let base = shared.buffer.as_ptr() as *const T;
         // SAFETY: `Slot<T>` has the layout of `T` (repr(transparent) wrappers of MaybeUninit<T>);
         // the `len` slots from `head` hold initialised items (len <= ready) in these two

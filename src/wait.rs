@@ -385,8 +385,13 @@ pub(crate) struct Waiter {
     deadline: Option<Instant>,
     recheck: Option<Duration>,
     ticket: Option<Ticket>,
-    start: Instant,
+    /// When the wait started to be timed: not before [`UNTIMED_SPINS`], so that a wait that a
+    /// short spin resolves reads no clock at all.
+    start: Option<Instant>,
 }
+
+/// Spins a wait makes before it reads the clock (for the blocked-time metric).
+const UNTIMED_SPINS: u64 = 128;
 
 impl Waiter {
     /// `recheck` bounds each sleep: used where the other side wakes us only past a threshold
@@ -414,7 +419,7 @@ impl Waiter {
             deadline,
             recheck,
             ticket: None,
-            start: Instant::now(),
+            start: None,
         }
     }
 
@@ -427,6 +432,9 @@ impl Waiter {
     pub(crate) fn pause(&mut self, event: &Event, stats: &SideStats) -> bool {
         let n = self.count;
         self.count = n.saturating_add(1);
+        if n == UNTIMED_SPINS.min(self.spins) {
+            self.start = Some(Instant::now());
+        }
         if n < self.spins {
             // A clock read costs ~20 ns: look at the deadline every 128 spins only.
             if n % 128 == 0 && self.expired() {
@@ -469,7 +477,9 @@ impl Waiter {
         if self.ticket.take().is_some() {
             event.cancel();
         }
-        stats.add_blocked(self.start.elapsed());
+        if let Some(start) = self.start {
+            stats.add_blocked(start.elapsed());
+        }
         Finished {
             reached_park: self.park && self.count > self.spins.saturating_add(self.yields),
             spins: self.spins,
