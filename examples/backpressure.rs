@@ -28,6 +28,8 @@ mod chart;
 mod load;
 #[path = "backpressure/monitor.rs"]
 mod monitor;
+#[path = "backpressure/pool_run.rs"]
+mod pool_run;
 #[path = "backpressure/report.rs"]
 mod report;
 
@@ -328,7 +330,18 @@ fn main() {
         ));
     }
     if args.runs.contains(&3) {
-        println!("\nRun 3 (the pool) is not built yet: it needs weir::pool.");
+        println!(
+            "\nRun 3, backpressure and scaling: weir::pool::Pool, capacity {}, workers 1..={}, \
+             high/low water {}/{}, then {:.1} s without load.",
+            args.capacity, args.max_workers, args.high_water, args.low_water, args.tail_secs
+        );
+        match pool_run::run(&args) {
+            Ok(s) => runs.push(s),
+            Err(e) => {
+                eprintln!("error: could not build the pool: {e}");
+                std::process::exit(1);
+            }
+        }
     }
 
     println!();
@@ -336,9 +349,11 @@ fn main() {
     println!(
         "\nLatency is queueing time: from the producer making a message to a consumer starting \
          on it.\nMemory: used = peak depth x {} B per message; allocated = slots (capacity \
-         rounded up to a power of two) x slot size ({} B in the rings).",
+         rounded up to a power of two) x slot size ({} B in the rings; {} B in the pool, whose \
+         slot also holds the enqueue time).",
         std::mem::size_of::<Msg>(),
         slot_bytes::<Msg>(),
+        pool_run::SLOT_BYTES
     );
 
     let out = args.out.clone().unwrap_or_else(default_out);
