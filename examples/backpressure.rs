@@ -41,7 +41,7 @@ use report::Summary;
 /// backpressure only, backpressure and scaling (weir's pool). Prints a live status line, a
 /// side-by-side table, and writes an SVG chart of depth, latency and workers over time.
 #[derive(Parser, Debug)]
-#[command(name = "backpressure", version)]
+#[command(name = "backpressure", version, allow_negative_numbers = true)]
 pub struct Args {
     /// Messages per second the producer offers.
     #[arg(long, default_value_t = 1000.0, value_name = "MSG_PER_S")]

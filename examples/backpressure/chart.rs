@@ -51,7 +51,8 @@ pub fn draw(path: &Path, runs: &[Summary], max_workers: usize) -> Result<(), Box
         .x_desc("seconds since the run started")
         .draw()?;
     load_line(&mut c, load, 1.0, depth_max)?;
-    for (i, r) in runs.iter().enumerate() {
+    for r in runs {
+        let i = run_index(r);
         let pts = r.samples.iter().map(|s| (s.t, (s.depth as f64).max(1.0)));
         c.draw_series(LineSeries::new(pts, COLORS[i].stroke_width(2)))?
             .label(r.title)
@@ -84,7 +85,8 @@ pub fn draw(path: &Path, runs: &[Summary], max_workers: usize) -> Result<(), Box
         .x_desc("seconds since the run started")
         .draw()?;
     load_line(&mut c, load, 0.01, lat_max)?;
-    for (i, r) in runs.iter().enumerate() {
+    for r in runs {
+        let i = run_index(r);
         // One line per stretch of samples that had a value, so gaps stay gaps.
         let mut segment: Vec<(f64, f64)> = Vec::new();
         for s in r.samples.iter().map(Some).chain(std::iter::once(None)) {
@@ -116,7 +118,8 @@ pub fn draw(path: &Path, runs: &[Summary], max_workers: usize) -> Result<(), Box
         .y_labels(max_workers + 1)
         .draw()?;
     load_line(&mut c, load, 0.0, max_workers as f64 + 0.5)?;
-    for (i, r) in runs.iter().enumerate() {
+    for r in runs {
+        let i = run_index(r);
         // Runs 1 and 2 both have one consumer; nudge them apart so both lines show.
         let nudge = match i {
             0 => 0.04,
@@ -154,4 +157,13 @@ where
     .label("load stops")
     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
     Ok(())
+}
+
+/// 0, 1 or 2 for runs 1, 2 and 3 (from the title's leading digit), so a run keeps its colour
+/// when others are left out with `--runs`.
+fn run_index(r: &Summary) -> usize {
+    match r.title.as_bytes().first() {
+        Some(d @ b'1'..=b'3') => usize::from(d - b'1'),
+        _ => 0,
+    }
 }

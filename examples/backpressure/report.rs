@@ -57,8 +57,8 @@ impl Summary {
         let at = |t: f64| {
             self.samples
                 .iter()
-                .filter(|s| s.t <= t)
-                .last()
+                .rev()
+                .find(|s| s.t <= t)
                 .map_or((0.0, 0), |s| (s.t, s.processed))
         };
         let end = self.load.as_secs_f64();
