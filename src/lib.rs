@@ -48,3 +48,8 @@ pub use metrics::RingMetrics;
 #[cfg(not(loom))]
 pub use pool::{Overflow, Pool, PoolMetrics, PoolReport, SubmitError};
 pub use wait::WaitStrategy;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -75,9 +75,9 @@ pub struct RingMetrics {
     pub push_full: u64,
     /// Pops that found the ring empty (a blocking pop counts once per call).
     pub pop_empty: u64,
-    /// Total time producers spent blocked waiting for room. Waits that spinning resolves within
-    /// the first 128 spins (a microsecond or two) are not timed: reading the clock would cost
-    /// more than they do.
+    /// Total time producers spent blocked waiting for room. Waits without a deadline that
+    /// spinning resolves within the first 128 spins (a microsecond or two) are not timed: the
+    /// clock read would cost more than they do.
     pub producer_blocked: Duration,
     /// Total time consumers spent blocked waiting for items (timed as `producer_blocked`).
     pub consumer_blocked: Duration,

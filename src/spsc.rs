@@ -132,9 +132,11 @@ impl Builder {
     /// consumer costs one wake-up per burst rather than one per item. Clamped to
     /// `1..=capacity`. Default: a quarter of the capacity (at least 1).
     ///
-    /// A spinning producer still takes the first free slot; the threshold only matters once it
-    /// sleeps. Should the consumer stop short of the threshold, the producer re-checks on its own
-    /// every 2 ms, so it can never be stranded.
+    /// A blocking push that found the ring full waits (spinning or parked) until this many slots
+    /// are free, then refills in a burst: with a slow consumer that is one wait per burst rather
+    /// than one per item, and almost no CPU. Should the consumer stop short of the threshold,
+    /// any free slot is taken after 2 ms (and a deadline takes any free slot rather than time
+    /// out), so the producer is never stranded. `try_push` is not affected.
     pub fn producer_wake_threshold(mut self, slots: usize) -> Self {
         self.producer_wake_threshold = Some(slots);
         self
@@ -556,15 +558,39 @@ impl<T> Producer<T> {
             recheck,
             self.spin_budget,
         );
+        // Having found the ring full, wait until `threshold` slots are free, spinning or not:
+        // taking each slot as a slow consumer frees it would cost a wait per item, and refilling
+        // in bursts costs one per burst. A consumer that stops short of the threshold does not
+        // strand us: after `THRESHOLD_RECHECK` any free slot will do.
+        let threshold = self.shared.producer_threshold;
+        let mut patience: Option<Instant> = None;
         let out = loop {
-            value = match self.try_push_quiet(value) {
-                Ok(()) => break Ok(()),
-                Err(TryPushError::Disconnected(v)) => break Err(PushTimeoutError::Disconnected(v)),
-                Err(TryPushError::Full(v)) => v,
-            };
+            if self.consumer_gone() {
+                break Err(PushTimeoutError::Disconnected(value));
+            }
+            let room = self.room_for(threshold);
+            let take = room >= threshold
+                || (room > 0 && {
+                    let now = Instant::now();
+                    *patience.get_or_insert(now + THRESHOLD_RECHECK) <= now
+                });
+            if take {
+                value = match self.try_push_quiet(value) {
+                    Ok(()) => break Ok(()),
+                    Err(TryPushError::Disconnected(v)) => {
+                        break Err(PushTimeoutError::Disconnected(v))
+                    }
+                    Err(TryPushError::Full(v)) => v,
+                };
+            }
             let shared = &*self.shared;
             if !waiter.pause(&shared.producer_event, &shared.producer_stats) {
-                break Err(PushTimeoutError::Timeout(value));
+                // The deadline passed: any free slot beats a timeout.
+                break match self.try_push_quiet(value) {
+                    Ok(()) => Ok(()),
+                    Err(TryPushError::Disconnected(v)) => Err(PushTimeoutError::Disconnected(v)),
+                    Err(TryPushError::Full(v)) => Err(PushTimeoutError::Timeout(v)),
+                };
             }
         };
         let how = waiter.finish(&self.shared.producer_event, &self.shared.producer_stats);

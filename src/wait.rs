@@ -419,7 +419,8 @@ impl Waiter {
             deadline,
             recheck,
             ticket: None,
-            start: None,
+            // A wait with a deadline reads the clock anyway: time all of it.
+            start: deadline.map(|_| Instant::now()),
         }
     }
 
@@ -432,7 +433,7 @@ impl Waiter {
     pub(crate) fn pause(&mut self, event: &Event, stats: &SideStats) -> bool {
         let n = self.count;
         self.count = n.saturating_add(1);
-        if n == UNTIMED_SPINS.min(self.spins) {
+        if n == UNTIMED_SPINS.min(self.spins) && self.start.is_none() {
             self.start = Some(Instant::now());
         }
         if n < self.spins {
