@@ -734,3 +734,23 @@ fn the_pool_is_reexported_at_the_crate_root() {
     let _: &weir::PoolMetrics = &report.metrics;
     let _: Option<weir::SubmitError<u8>> = None;
 }
+
+#[test]
+fn shutdown_interrupts_a_submit_waiting_for_a_rate_limit_token() {
+    let pool = Pool::builder()
+        .rate_limit(0.001, 1) // one token, then the next in 1000 s
+        .unpinned()
+        .build_each(|_: u32| {})
+        .unwrap();
+    pool.submit(1).unwrap();
+    let submitter = pool.submitter();
+    let waiting = thread::spawn(move || submitter.submit(2));
+    let report = pool.shutdown();
+    // Whether it was already waiting for the token or arrived after intake closed, the job comes
+    // back as ShutDown, long before a token is due.
+    assert!(matches!(
+        waiting.join().unwrap(),
+        Err(SubmitError::ShutDown(2))
+    ));
+    assert_eq!(report.metrics.completed, 1);
+}

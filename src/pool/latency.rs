@@ -126,6 +126,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "3 x 33k-bucket histograms take minutes under miri; safe code"
+    )]
     fn percentiles_of_a_uniform_spread() {
         let mut l = Latency::default();
         for us in 1..=1000u64 {
@@ -141,6 +145,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "3 x 33k-bucket histograms take minutes under miri; safe code"
+    )]
     fn merging_workers_adds_their_counts() {
         let mut a = Latency::default();
         let mut b = Latency::default();
@@ -161,6 +169,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "3 x 33k-bucket histograms take minutes under miri; safe code"
+    )]
     fn out_of_range_values_saturate_instead_of_panicking() {
         let mut l = Latency::default();
         l.record_queue(Duration::ZERO);

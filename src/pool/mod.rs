@@ -375,7 +375,11 @@ impl<T: Send + 'static> Shared<T> {
                 return Err(Refusal::ShutDown);
             }
             if let Some(deadline) = deadline {
-                if Instant::now() + wait > deadline {
+                // No token before the deadline (or so far off that the instant overflows).
+                if Instant::now()
+                    .checked_add(wait)
+                    .is_none_or(|due| due > deadline)
+                {
                     return Err(Refusal::RateLimited);
                 }
             }
