@@ -42,6 +42,13 @@ struct Args {
     /// (e.g. `weir,rtrb`; the RTT floor always runs with the rtt row).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// A sample during which a pinned thread spent more than this share of its time preempted
+    /// by other processes is run again (up to --retries times; the same rule for everyone).
+    #[arg(long, default_value_t = 0.02)]
+    max_preempted: f64,
+    /// How many times a preempted sample is re-run before it is kept anyway.
+    #[arg(long, default_value_t = 4)]
+    retries: usize,
     /// Multiply every item count by this factor (e.g. 0.2 for a smoke test).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -51,6 +58,34 @@ struct Args {
     /// Write a chart of the goal ratios (SVG) to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Instead of the table: run one contender's single-threaded push/pop loop (for
+    /// `valgrind --tool=callgrind`, see docs/benchmarks.md). Names: weir, rtrb, ringbuf,
+    /// arrayqueue, crossbeam-channel, kanal, flume, std, disruptor.
+    #[arg(long, value_name = "CONTENDER")]
+    icount: Option<String>,
+    /// With --icount: use the batch calls.
+    #[arg(long)]
+    icount_batch: bool,
+    /// With --icount: items pushed and popped.
+    #[arg(long, default_value_t = 1_000_000)]
+    icount_items: u64,
+}
+
+fn run_icount(name: &str, items: u64, batch: bool) {
+    let sum = match name {
+        "weir" => icount::<Weir>(items, batch),
+        "weir-vec" => icount::<WeirVec>(items, batch),
+        "rtrb" => icount::<Rtrb>(items, batch),
+        "ringbuf" => icount::<Ringbuf>(items, batch),
+        "arrayqueue" => icount::<ArrayQueue>(items, batch),
+        "crossbeam-channel" => icount::<CrossbeamChannel>(items, batch),
+        "kanal" => icount::<Kanal>(items, batch),
+        "flume" => icount::<Flume>(items, batch),
+        "std" => icount::<StdSync>(items, batch),
+        "disruptor" => icount::<Disruptor>(items, batch),
+        other => panic!("unknown contender {other:?}"),
+    };
+    println!("{name}: {items} items, batch={batch}, checksum {sum}");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -164,21 +199,60 @@ fn selected(args: &Args, name: &str) -> bool {
             .any(|w| name.to_lowercase().contains(&w.to_lowercase()))
 }
 
+/// Preemption bookkeeping of one row: samples re-run, and samples kept although preempted.
+#[derive(Default, Clone, Copy)]
+struct Noise {
+    samples: usize,
+    reruns: usize,
+    kept_preempted: usize,
+}
+
+impl Noise {
+    fn note(&self) -> String {
+        format!(
+            "{} samples; {} re-run because another process preempted a pinned thread for more \
+             than the threshold; {} kept although still preempted.",
+            self.samples, self.reruns, self.kept_preempted
+        )
+    }
+}
+
 /// Runs every entry once per repetition, rotating the starting point each time, after one
-/// unrecorded warm-up pass; `record` receives (repetition, name, result).
-fn interleave<R>(runs: usize, entries: &[Entry<Boxed<R>>], mut record: impl FnMut(&str, R)) {
+/// unrecorded warm-up pass; `record` receives (name, result). With `guard`, a sample whose pinned
+/// threads were preempted for more than `max_preempted` of the run is run again, up to
+/// `retries` times.
+fn interleave<R>(
+    args: &Args,
+    runs: usize,
+    guard: bool,
+    entries: &[Entry<Boxed<R>>],
+    mut record: impl FnMut(&str, R),
+) -> Noise {
+    let mut noise = Noise::default();
     for e in entries {
         let _ = (e.run)(true);
     }
     for rep in 0..runs {
         for k in 0..entries.len() {
             let e = &entries[(k + rep) % entries.len()];
-            let r = (e.run)(false);
+            let mut r = (e.run)(false);
+            let mut tries = 0;
+            while guard && last_preempted() > args.max_preempted {
+                if tries == args.retries {
+                    noise.kept_preempted += 1;
+                    break;
+                }
+                tries += 1;
+                noise.reruns += 1;
+                r = (e.run)(false);
+            }
+            noise.samples += 1;
             record(e.name, r);
         }
         eprint!(".");
     }
     eprintln!();
+    noise
 }
 
 type Boxed<R> = Box<dyn Fn(bool) -> R>;
@@ -364,6 +438,10 @@ struct Goal {
 
 fn main() {
     let args = Args::parse();
+    if let Some(name) = &args.icount {
+        run_icount(name, args.icount_items, args.icount_batch);
+        return;
+    }
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
     let sizes = Sizes::new(args.quick, args.scale);
     let rows: Vec<Row> = if args.rows.is_empty() {
@@ -388,7 +466,7 @@ fn main() {
         eprint!("spsc single ");
         let entries = spsc_entries(&args, sizes.spsc);
         let mut s = Samples::default();
-        interleave(runs, &entries, |name, v| s.push(name, v));
+        let noise = interleave(&args, runs, true, &entries, |name, v| s.push(name, v));
         throughput_table(
             &mut md,
             &format!(
@@ -399,6 +477,7 @@ fn main() {
             &s,
             None,
         );
+        let _ = writeln!(md, "{}\n", noise.note());
         if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(Rtrb::NAME)) {
             goals.push(Goal {
                 label: "SPSC single: weir / rtrb".into(),
@@ -413,7 +492,7 @@ fn main() {
         eprint!("spsc batch  ");
         let entries = batch_entries(&args, sizes.batch);
         let mut s = Samples::default();
-        interleave(runs, &entries, |name, v| s.push(name, v));
+        let noise = interleave(&args, runs, true, &entries, |name, v| s.push(name, v));
         let apis: BTreeMap<&str, &str> = [
             (Weir::NAME, Weir::BATCH_API),
             (WeirVec::NAME, WeirVec::BATCH_API),
@@ -441,6 +520,7 @@ fn main() {
             &s,
             Some(&apis),
         );
+        let _ = writeln!(md, "{}\n", noise.note());
         if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(Rtrb::NAME)) {
             goals.push(Goal {
                 label: "SPSC batch: weir read_chunk / rtrb chunks".into(),
@@ -455,7 +535,7 @@ fn main() {
         eprint!("rtt         ");
         let entries = rtt_entries(&args, &sizes);
         let mut s: BTreeMap<String, Vec<Quantiles>> = BTreeMap::new();
-        interleave(runs, &entries, |name, q| {
+        let noise = interleave(&args, runs, true, &entries, |name, q| {
             s.entry(name.to_string()).or_default().push(q)
         });
         let timer = timer_overhead(100_000);
@@ -483,7 +563,7 @@ fn main() {
                 col(3)
             );
         }
-        let _ = writeln!(md);
+        let _ = writeln!(md, "\n{}\n", noise.note());
         let p50 = |name: &str| -> Option<Vec<f64>> {
             s.get(name).map(|v| v.iter().map(|q| q[0]).collect())
         };
@@ -525,7 +605,7 @@ fn main() {
         eprint!("mpmc        ");
         let entries = mpmc_entries(&args, sizes.mpmc);
         let mut s: Vec<Samples> = (0..SHAPES.len()).map(|_| Samples::default()).collect();
-        interleave(runs, &entries, |name, r| {
+        let noise = interleave(&args, runs, false, &entries, |name, r| {
             for (k, v) in r.iter().enumerate() {
                 if let Some(v) = v {
                     s[k].push(name, *v);
@@ -547,7 +627,11 @@ fn main() {
                 .collect();
             let _ = writeln!(md, "| {} | {} |", e.name, cells.join(" | "));
         }
-        let _ = writeln!(md);
+        let _ = writeln!(
+            md,
+            "\n{} samples (threads share cores by design here, so no preemption filter).\n",
+            noise.samples
+        );
         let weir_mpmc: Option<&str> = entries
             .iter()
             .map(|e| e.name)
@@ -585,7 +669,7 @@ fn main() {
         let entries = slow_entries(&args, &sizes);
         let mut wall = Samples::default();
         let mut cpu = Samples::default();
-        interleave(runs, &entries, |name, (w, c)| {
+        let noise = interleave(&args, runs, true, &entries, |name, (w, c)| {
             wall.push(name, w);
             cpu.push(name, c);
         });
@@ -610,7 +694,7 @@ fn main() {
                 stat(cpu.get(e.name).unwrap(), 0)
             );
         }
-        let _ = writeln!(md);
+        let _ = writeln!(md, "\n{}\n", noise.note());
         let w = "weir push (spin-then-park)";
         if let (Some(wc), Some(sc)) = (cpu.get(w), cpu.get("std sync_channel send")) {
             goals.push(Goal {

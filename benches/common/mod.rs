@@ -36,18 +36,45 @@ pub fn pin(core: usize) {
     }
 }
 
-/// CPU time the calling thread has used so far, from `/proc/thread-self/schedstat` (the
-/// scheduler's `sum_exec_runtime`, in ns: the same clock as `CLOCK_THREAD_CPUTIME_ID`, read
-/// without unsafe code). The yield first makes the kernel account the running slice.
-pub fn thread_cpu_time() -> Duration {
+/// The scheduler's account of the calling thread, from `/proc/thread-self/schedstat`: CPU time
+/// used (`sum_exec_runtime`, the clock behind `CLOCK_THREAD_CPUTIME_ID`, read without unsafe
+/// code) and time spent runnable but waiting for a core (`run_delay`: preemption by other
+/// processes). The yield first makes the kernel account the running slice.
+pub fn sched_stat() -> (Duration, Duration) {
     thread::yield_now();
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = text
+    let mut fields = text
         .split_whitespace()
-        .next()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
+        .map(|s| s.parse::<u64>().unwrap_or(0));
+    let cpu = fields.next().unwrap_or(0);
+    let wait = fields.next().unwrap_or(0);
+    (Duration::from_nanos(cpu), Duration::from_nanos(wait))
+}
+
+/// CPU time the calling thread has used so far (see [`sched_stat`]).
+pub fn thread_cpu_time() -> Duration {
+    sched_stat().0
+}
+
+/// The largest share of its run that either thread of the last [`run_pair`] spent runnable but
+/// off its core (other processes had it), in parts per million. The harness re-runs a sample
+/// whose share is above its threshold, the same rule for every contender.
+static LAST_PREEMPTED_PPM: AtomicU64 = AtomicU64::new(0);
+
+/// See [`LAST_PREEMPTED_PPM`].
+pub fn last_preempted() -> f64 {
+    LAST_PREEMPTED_PPM.load(Ordering::Relaxed) as f64 / 1e6
+}
+
+/// Runs `f`, returning its result and the share of the wall time this thread was preempted.
+fn watched<R>(f: impl FnOnce() -> R) -> (R, f64) {
+    let (_, w0) = sched_stat();
+    let t0 = Instant::now();
+    let r = f();
+    let wall = t0.elapsed();
+    let (_, w1) = sched_stat();
+    let share = (w1.saturating_sub(w0)).as_secs_f64() / wall.as_secs_f64().max(1e-9);
+    (r, share)
 }
 
 /// Spins for `d` of wall time (the slow consumer's "work").
@@ -568,16 +595,19 @@ where
     let c = thread::spawn(move || {
         pin(CONSUMER_CORE);
         b.wait();
-        consumer()
+        watched(consumer)
     });
     let p = thread::spawn(move || {
         pin(PRODUCER_CORE);
         barrier.wait();
-        let start = Instant::now();
-        (start, producer())
+        watched(|| {
+            let start = Instant::now();
+            (start, producer())
+        })
     });
-    let (start, rp) = p.join().expect("producer panicked");
-    let rc = c.join().expect("consumer panicked");
+    let ((start, rp), sp) = p.join().expect("producer panicked");
+    let (rc, sc) = c.join().expect("consumer panicked");
+    LAST_PREEMPTED_PPM.store((sp.max(sc) * 1e6) as u64, Ordering::Relaxed);
     (start, rp, rc)
 }
 
@@ -997,4 +1027,37 @@ pub fn mpmc<Q: Mpmc>(producers: usize, consumers: usize, items: u64) -> Option<D
     let expected = ((total as u128 * total.saturating_sub(1) as u128) / 2) as u64;
     assert_eq!(sum, expected, "{}: wrong items", Q::NAME);
     Some(end?.duration_since(start?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instruction counting
+// ---------------------------------------------------------------------------------------------
+
+/// Single-threaded loop for instruction counts (run under `valgrind --tool=callgrind`): rounds of
+/// [`BATCH`] pushes then [`BATCH`] pops (`batch == false`, with `try_push`/`try_pop`), or one
+/// batch push and one batch pop (`batch == true`). Returns the sum of what was popped, checked.
+/// Two runs with different `items` give the cost per item without the setup.
+pub fn icount<Q: Spsc>(items: u64, batch: bool) -> u64 {
+    let (mut tx, mut rx) = Q::channel(CAPACITY);
+    let (mut next, mut sum) = (0u64, 0u64);
+    while next < items {
+        if batch {
+            let buf: [u64; BATCH] = std::array::from_fn(|k| next + k as u64);
+            assert_eq!(Q::push_slice(&mut tx, &buf), BATCH);
+            let mut got = 0;
+            while got < BATCH {
+                got += Q::pop_batch(&mut rx, BATCH - got, |v| sum = sum.wrapping_add(v));
+            }
+        } else {
+            for k in 0..BATCH as u64 {
+                assert!(Q::try_push(&mut tx, next + k));
+            }
+            for _ in 0..BATCH {
+                sum = sum.wrapping_add(Q::try_pop(&mut rx).expect("item missing"));
+            }
+        }
+        next += BATCH as u64;
+    }
+    assert_eq!(sum, (next as u128 * (next as u128 - 1) / 2) as u64);
+    sum
 }
