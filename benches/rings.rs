@@ -1,4 +1,4 @@
-//! Criterion benches: weir's rings next to rtrb, ringbuf, crossbeam (ArrayQueue and channel),
+//! Criterion benches: weir's rings (SPSC and MPMC) next to rtrb, ringbuf, crossbeam (ArrayQueue and channel),
 //! kanal, flume, std's sync_channel and the disruptor, each on its best API.
 //!
 //! `cargo bench --bench rings` runs them all; a filter runs a subset, e.g.
@@ -118,6 +118,7 @@ fn mpmc_bench(c: &mut Criterion) {
                 }
             };
         }
+        one!(WeirMpmc);
         one!(ArrayQueue);
         one!(CrossbeamChannel);
         one!(Kanal);

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(about = "weir vs peers: throughput and latency, interleaved runs, markdown table")]
 struct Args {
-    /// Smaller sizes and 3 runs (about half a minute), for a quick look.
+    /// Smaller sizes and 3 runs (about half a minute on a quiet machine), for a quick look. The
+    /// default (full) run takes two to three minutes on a quiet machine.
     #[arg(long)]
     quick: bool,
     /// Repetitions of the interleaved order (default: 7, or 3 with --quick).
@@ -58,9 +59,14 @@ struct Args {
     /// Write a chart of the goal ratios (SVG) to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Also run the design prototype (a stamp-per-slot SPSC ring for u64, see
+    /// benches/common/mod.rs) in the spsc and rtt rows; never part of a goal.
+    #[arg(long)]
+    proto: bool,
     /// Instead of the table: run one contender's single-threaded push/pop loop (for
     /// `valgrind --tool=callgrind`, see docs/benchmarks.md). Names: weir, rtrb, ringbuf,
-    /// arrayqueue, crossbeam-channel, kanal, flume, std, disruptor.
+    /// arrayqueue, crossbeam-channel, kanal, flume, std, disruptor, weir-vec (try_pop_batch),
+    /// weir-mpmc, arrayqueue-mpmc, crossbeam-channel-mpmc.
     #[arg(long, value_name = "CONTENDER")]
     icount: Option<String>,
     /// With --icount: use the batch calls.
@@ -83,6 +89,10 @@ fn run_icount(name: &str, items: u64, batch: bool) {
         "flume" => icount::<Flume>(items, batch),
         "std" => icount::<StdSync>(items, batch),
         "disruptor" => icount::<Disruptor>(items, batch),
+        "proto" => icount::<ProtoStamp>(items, batch),
+        "weir-mpmc" => icount_mpmc::<WeirMpmc>(items),
+        "arrayqueue-mpmc" => icount_mpmc::<ArrayQueue>(items),
+        "crossbeam-channel-mpmc" => icount_mpmc::<CrossbeamChannel>(items),
         other => panic!("unknown contender {other:?}"),
     };
     println!("{name}: {items} items, batch={batch}, checksum {sum}");
@@ -123,12 +133,12 @@ impl Sizes {
             }
         } else {
             Sizes {
-                spsc: s(4_000_000),
-                batch: s(16_000_000),
-                rtt_rounds: s(100_000),
-                rtt_warmup: 10_000,
-                mpmc: s(1_000_000),
-                slow: s(16_000),
+                spsc: s(2_000_000),
+                batch: s(8_000_000),
+                rtt_rounds: s(50_000),
+                rtt_warmup: 5_000,
+                mpmc: s(500_000),
+                slow: s(8_000),
                 slow_work: Duration::from_micros(5),
             }
         }
@@ -270,7 +280,7 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
             )
         };
     }
-    let all = vec![
+    let mut all = vec![
         e!(Weir),
         e!(Rtrb),
         e!(Ringbuf),
@@ -281,6 +291,9 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(StdSync),
         e!(Disruptor),
     ];
+    if args.proto {
+        all.push(e!(ProtoStamp));
+    }
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
 
@@ -352,6 +365,9 @@ fn rtt_entries(args: &Args, s: &Sizes) -> Vec<Entry<Boxed<Quantiles>>> {
         e!(StdSync),
         e!(Disruptor),
     ];
+    if args.proto {
+        all.push(e!(ProtoStamp));
+    }
     all.retain(|e| selected(args, e.name));
     all.push(entry(
         FLOOR,
@@ -416,6 +432,7 @@ fn mpmc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<[Option<f64>; 3]>>> 
         };
     }
     let all = vec![
+        e!(WeirMpmc),
         e!(ArrayQueue),
         e!(CrossbeamChannel),
         e!(Kanal),

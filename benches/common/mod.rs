@@ -844,6 +844,26 @@ fn clones<T: Clone>(x: T, n: usize) -> Vec<T> {
     vec![x; n]
 }
 
+/// weir's MPMC ring (`weir::mpmc`), default options: `try_push`/`try_pop`.
+pub struct WeirMpmc;
+impl Mpmc for WeirMpmc {
+    const NAME: &'static str = "weir::mpmc";
+    type Tx = weir::mpmc::Producer<u64>;
+    type Rx = weir::mpmc::Consumer<u64>;
+    fn channel(capacity: usize, p: usize, c: usize) -> Option<Handles<Self::Tx, Self::Rx>> {
+        let (tx, rx) = weir::mpmc::channel(capacity);
+        Some((clones(tx, p), clones(rx, c)))
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        tx.try_push(v).is_ok()
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        rx.try_pop().ok()
+    }
+}
+
 impl Mpmc for ArrayQueue {
     const NAME: &'static str = "crossbeam ArrayQueue";
     type Tx = Arc<crossbeam_queue::ArrayQueue<u64>>;
@@ -1060,4 +1080,101 @@ pub fn icount<Q: Spsc>(items: u64, batch: bool) -> u64 {
     }
     assert_eq!(sum, (next as u128 * (next as u128 - 1) / 2) as u64);
     sum
+}
+
+/// [`icount`] for an MPMC contender (one thread, one producer and one consumer handle).
+pub fn icount_mpmc<Q: Mpmc>(items: u64) -> u64 {
+    let (mut txs, mut rxs) = Q::channel(CAPACITY, 1, 1).expect("1P1C");
+    let (tx, rx) = (&mut txs[0], &mut rxs[0]);
+    let (mut next, mut sum) = (0u64, 0u64);
+    while next < items {
+        for k in 0..BATCH as u64 {
+            assert!(Q::try_push(tx, next + k));
+        }
+        for _ in 0..BATCH {
+            sum = sum.wrapping_add(Q::try_pop(rx).expect("item missing"));
+        }
+        next += BATCH as u64;
+    }
+    assert_eq!(sum, (next as u128 * (next as u128 - 1) / 2) as u64);
+    sum
+}
+
+// ---------------------------------------------------------------------------------------------
+// Design prototype (not a contender): readiness in the slot
+// ---------------------------------------------------------------------------------------------
+
+/// A prototype for the design question in docs/benchmarks.md, *not* a crate: an SPSC ring of
+/// `u64` whose slots carry their own sequence stamp (FastForward / Vyukov style, no shared
+/// counters at all), written in safe code with two atomics per slot. The consumer polls the
+/// slot it wants, so an item crosses cores as one line instead of a counter line plus a slot
+/// line. Shown only with the harness's `--proto` flag and never part of a goal ratio.
+pub struct ProtoStamp;
+
+/// One slot of [`ProtoStamp`]: `stamp == seq` means free for sequence `seq`, `seq + 1` means it
+/// holds the item of `seq`.
+pub struct StampSlot {
+    stamp: AtomicU64,
+    value: AtomicU64,
+}
+
+/// A handle of [`ProtoStamp`]: the shared slots and this side's own sequence.
+pub struct StampEnd {
+    slots: Arc<[StampSlot]>,
+    mask: u64,
+    seq: u64,
+}
+
+impl Spsc for ProtoStamp {
+    const NAME: &'static str = "prototype: stamp per slot (u64, safe atomics)";
+    type Tx = StampEnd;
+    type Rx = StampEnd;
+    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+        let n = capacity.next_power_of_two();
+        let slots: Arc<[StampSlot]> = (0..n as u64)
+            .map(|i| StampSlot {
+                stamp: AtomicU64::new(i),
+                value: AtomicU64::new(0),
+            })
+            .collect();
+        let mask = n as u64 - 1;
+        (
+            StampEnd {
+                slots: slots.clone(),
+                mask,
+                seq: 0,
+            },
+            StampEnd {
+                slots,
+                mask,
+                seq: 0,
+            },
+        )
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        let slot = &tx.slots[(tx.seq & tx.mask) as usize];
+        // Acquire: pairs with the consumer's Release store that freed the slot.
+        if slot.stamp.load(Ordering::Acquire) != tx.seq {
+            return false;
+        }
+        slot.value.store(v, Ordering::Relaxed);
+        // Release: publishes the value to the consumer's Acquire load of the stamp.
+        slot.stamp.store(tx.seq + 1, Ordering::Release);
+        tx.seq += 1;
+        true
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        let slot = &rx.slots[(rx.seq & rx.mask) as usize];
+        // Acquire: pairs with the producer's Release store of the stamp.
+        if slot.stamp.load(Ordering::Acquire) != rx.seq + 1 {
+            return None;
+        }
+        let v = slot.value.load(Ordering::Relaxed);
+        // Release: our read of the value happens before the producer's next write.
+        slot.stamp.store(rx.seq + rx.mask + 1, Ordering::Release);
+        rx.seq += 1;
+        Some(v)
+    }
 }
