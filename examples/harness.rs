@@ -872,8 +872,9 @@ fn chart(path: &std::path::Path, goals: &[Goal]) -> Result<(), Box<dyn std::erro
         let y = (n - 1 - i) as f64;
         let m = median(&g.ratios);
         let (a, b) = min_max(&g.ratios);
-        let met = g.target.is_nan() || m >= g.target;
-        let color = if met {
+        let color = if g.target.is_nan() {
+            RGBColor(160, 160, 160)
+        } else if m >= g.target {
             RGBColor(70, 130, 180)
         } else {
             RGBColor(230, 140, 60)
