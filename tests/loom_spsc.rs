@@ -26,7 +26,7 @@ use weir::{PopError, WaitStrategy};
 const DEFAULT_PREEMPTIONS: usize = 3;
 
 /// Runs `f` under loom and prints the number of executions explored.
-fn model<F>(name: &str, f: F)
+fn model<F>(name: impl std::fmt::Display, f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
@@ -178,7 +178,9 @@ fn push_iter_against_try_pop_batch() {
 fn disconnect_wakes_parked_consumer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
         for push_first in [false, true] {
-            model("disconnect_wakes_parked_consumer", move || {
+            let name =
+                format!("disconnect_wakes_parked_consumer({strategy:?}, push_first {push_first})");
+            model(name, move || {
                 let (mut tx, mut rx) = Builder::new(2)
                     .wait_strategy(strategy)
                     .build::<usize>()
@@ -208,16 +210,19 @@ fn disconnect_wakes_parked_consumer() {
 #[test]
 fn disconnect_wakes_parked_producer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
-        model("disconnect_wakes_parked_producer", move || {
-            let (mut tx, rx) = Builder::new(1)
-                .wait_strategy(strategy)
-                .build::<usize>()
-                .unwrap();
-            tx.try_push(1).unwrap();
-            let producer = thread::spawn(move || tx.push(2).unwrap_err().into_inner());
-            drop(rx);
-            assert_eq!(producer.join().unwrap(), 2);
-        });
+        model(
+            format!("disconnect_wakes_parked_producer({strategy:?})"),
+            move || {
+                let (mut tx, rx) = Builder::new(1)
+                    .wait_strategy(strategy)
+                    .build::<usize>()
+                    .unwrap();
+                tx.try_push(1).unwrap();
+                let producer = thread::spawn(move || tx.push(2).unwrap_err().into_inner());
+                drop(rx);
+                assert_eq!(producer.join().unwrap(), 2);
+            },
+        );
     }
 }
 
@@ -226,16 +231,19 @@ fn disconnect_wakes_parked_producer() {
 #[test]
 fn no_lost_wakeup_parked_consumer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
-        model("no_lost_wakeup_parked_consumer", move || {
-            let (mut tx, mut rx) = Builder::new(2)
-                .wait_strategy(strategy)
-                .build::<usize>()
-                .unwrap();
-            let consumer = thread::spawn(move || rx.pop());
-            tx.try_push(5).unwrap();
-            assert_eq!(consumer.join().unwrap(), Ok(5));
-            drop(tx);
-        });
+        model(
+            format!("no_lost_wakeup_parked_consumer({strategy:?})"),
+            move || {
+                let (mut tx, mut rx) = Builder::new(2)
+                    .wait_strategy(strategy)
+                    .build::<usize>()
+                    .unwrap();
+                let consumer = thread::spawn(move || rx.pop());
+                tx.try_push(5).unwrap();
+                assert_eq!(consumer.join().unwrap(), Ok(5));
+                drop(tx);
+            },
+        );
     }
 }
 
@@ -264,22 +272,25 @@ fn no_lost_wakeup_parked_batch_consumer() {
 #[test]
 fn no_lost_wakeup_parked_producer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
-        model("no_lost_wakeup_parked_producer", move || {
-            let (mut tx, mut rx) = Builder::new(2)
-                .wait_strategy(strategy)
-                .build::<usize>()
-                .unwrap();
-            assert_eq!(tx.push_slice(&[0, 1]), 2);
-            let producer = thread::spawn(move || {
-                tx.push(2).unwrap();
-                tx
-            });
-            assert_eq!(rx.pop(), Ok(0));
-            let tx = producer.join().unwrap();
-            assert_eq!(rx.try_pop(), Ok(1));
-            assert_eq!(rx.try_pop(), Ok(2));
-            drop(tx);
-        });
+        model(
+            format!("no_lost_wakeup_parked_producer({strategy:?})"),
+            move || {
+                let (mut tx, mut rx) = Builder::new(2)
+                    .wait_strategy(strategy)
+                    .build::<usize>()
+                    .unwrap();
+                assert_eq!(tx.push_slice(&[0, 1]), 2);
+                let producer = thread::spawn(move || {
+                    tx.push(2).unwrap();
+                    tx
+                });
+                assert_eq!(rx.pop(), Ok(0));
+                let tx = producer.join().unwrap();
+                assert_eq!(rx.try_pop(), Ok(1));
+                assert_eq!(rx.try_pop(), Ok(2));
+                drop(tx);
+            },
+        );
     }
 }
 

@@ -429,6 +429,10 @@ fn slow_consumer_run(
 /// A slow consumer must not cost one wake-up per item: a parked producer is woken only once a
 /// quarter of the ring (the default threshold) is free, so it refills in bursts.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs real time: under miri the producer may never park"
+)]
 fn slow_consumer_does_not_cost_a_wake_per_item() {
     let items = if cfg!(miri) { 100 } else { 3_000 };
     let m = slow_consumer_run(items, 64, None, true);
@@ -448,6 +452,10 @@ fn slow_consumer_does_not_cost_a_wake_per_item() {
 /// threshold and the woken producer's unregistering sent another futex wake), fixed on main in
 /// 06aca46 (the notifier takes the sole waiter's registration).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs real time: under miri the producer may never park"
+)]
 fn slow_consumer_sends_about_one_wake_per_park() {
     let items = if cfg!(miri) { 100 } else { 3_000 };
     let m = slow_consumer_run(items, 64, None, false);
@@ -462,6 +470,10 @@ fn slow_consumer_sends_about_one_wake_per_park() {
 /// The threshold is configurable: with a threshold equal to the capacity the producer is woken
 /// only when the ring is empty.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs real time: under miri the producer may never park"
+)]
 fn producer_wake_threshold_is_configurable() {
     let items = if cfg!(miri) { 100 } else { 2_000 };
     let m = slow_consumer_run(items, 16, Some(16), true);
