@@ -271,7 +271,11 @@ impl Builder {
 
 /// One slot: the stamp that says whose turn it is, and the value.
 ///
-/// Not padded to a cache line (padding is being measured; see the commit history).
+/// Not padded to a cache line, as in crossbeam's `ArrayQueue`: with 16-byte slots four share a
+/// line, so threads working on neighbouring positions can false-share, but padding would make
+/// the array 8x larger and batch scans touch 8x more lines. Whether padding pays on this
+/// machine could not be settled (the shared 2-core box ran at load 10-13 during the attempt,
+/// and 2-thread spin benchmarks measured the scheduler, not the ring); left to the benchmarks.
 struct Slot<T> {
     /// `lap | state` (see the module docs). Written with Release by the owner of the position,
     /// read with Acquire by whoever wants to claim it next.
@@ -491,7 +495,10 @@ impl<T> Shared<T> {
                 }
             }
             if (blocker.wrapping_sub(self.lap(tail)) as isize) > 0 {
-                // Our `tail` is stale: another producer already claimed this position.
+                // Our `tail` is stale: another producer already claimed this position. (The
+                // hint is also a yield under loom, where a reload loop without one could re-read
+                // a stale value forever.)
+                spin_loop();
                 tail = self.tail.load(Ordering::Relaxed);
                 continue;
             }
@@ -547,7 +554,8 @@ impl<T> Shared<T> {
                 }
             }
             if (blocker.wrapping_sub(self.lap(head)) as isize) > HOLE as isize {
-                // Our `head` is stale: the slot already serves a later lap.
+                // Our `head` is stale: the slot already serves a later lap (hint: as above).
+                spin_loop();
                 head = self.head.load(Ordering::Relaxed);
                 continue;
             }
@@ -893,7 +901,8 @@ impl<T> Producer<T> {
             let stamp = s.slot(tail).stamp.load(Ordering::Acquire);
             let ahead = stamp.wrapping_sub(lap) as isize;
             if ahead > 0 {
-                // Stale `tail`: another producer claimed this position.
+                // Stale `tail`: another producer claimed this position (hint: see `claim_push`).
+                spin_loop();
                 tail = s.tail.load(Ordering::Relaxed);
                 continue;
             }
