@@ -1046,7 +1046,8 @@ impl<T> Consumer<T> {
     /// ```
     #[cfg(not(loom))]
     pub fn read_chunk(&mut self, max: usize) -> Result<ReadChunk<'_, T>, TryPopError> {
-        let len = match self.ready_or_err(max) {
+        // `max(1)`: with max 0 a stale cache must still be reloaded before saying "empty".
+        let len = match self.ready_or_err(max.max(1)) {
             Ok(n) => n.min(max),
             Err(e) => return Err(self.count_empty(e)),
         };

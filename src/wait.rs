@@ -8,8 +8,8 @@
 //!
 //! ```text
 //!  waiter (Event::prepare + recheck)         notifier (publish + Event::notify_one)
-//!  (a) waiters += 1                          (1) publish: tail.store(t + 1, Release)
-//!  (b) e = epoch.load(Acquire)               (2) light_barrier()
+//!  (b) e = epoch.load(Acquire)               (1) publish: tail.store(t + 1, Release)
+//!  (a) waiters += 1                          (2) light_barrier()
 //!  (c) heavy_barrier()                       (3) if waiters.load(Relaxed) > 0:
 //!  (d) re-check the condition (tail)         (4)     epoch.fetch_add(1, Release)
 //!  (e) futex_wait(epoch, e)                  (5)     futex_wake(epoch)
@@ -17,9 +17,13 @@
 //!
 //! The barriers (c) and (2) together forbid the outcome "(3) reads no waiter *and* (d) reads the
 //! old tail". So either the waiter sees the item at (d) and does not sleep, or the notifier sees
-//! the waiter at (3) and bumps the epoch. A bump after (b) makes the futex wait at (e) return at
-//! once (the kernel compares the word atomically with queueing the waiter) or wakes it at (5). A
-//! bump before (b) is read by (b) with Acquire, and since (1) precedes the bump, (d) sees the item.
+//! the waiter at (3) and bumps the epoch. That bump comes after (a), hence after (b): it makes the
+//! futex wait at (e) return at once (the kernel compares the word atomically with queueing the
+//! waiter) or wakes it at (5). (b) comes first on purpose: see [`Event::prepare`].
+//!
+//! The SPSC rings have one waiter per event, and their notifier takes the registration when it
+//! wakes it (`Event::wake_sole_waiter`, a swap to 0), so that one park costs one wake however many
+//! items are published before the woken thread runs.
 //!
 //! # Asymmetric barriers
 //!
@@ -336,10 +340,15 @@ impl Event {
     /// re-check its condition, and either [`cancel`](Self::cancel) or [`sleep`](Self::sleep)
     /// and then cancel.
     pub(crate) fn prepare(&self) -> Ticket {
-        // Relaxed: ordered before the re-check by the heavy barrier below.
-        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // The ticket is read *before* registering. Read after, it could include the bump of a
+        // notifier that took this very registration (`wake_sole_waiter`) on behalf of an older
+        // publication: the waiter would then sleep on the new epoch, unregistered, and miss the
+        // next item (loom found this at preemption bound 4). Read before, any bump by a notifier
+        // that saw this registration is newer than the ticket, so the sleep returns at once.
         // Acquire: pairs with the Release bump in `wake`.
         let epoch = self.epoch.load(Ordering::Acquire);
+        // Relaxed: ordered before the re-check by the heavy barrier below.
+        self.waiters.fetch_add(1, Ordering::Relaxed);
         heavy_barrier();
         Ticket(epoch)
     }
