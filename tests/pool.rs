@@ -151,6 +151,61 @@ fn scale_up_under_sustained_load_then_down_after_it_stops() {
 }
 
 #[test]
+fn workers_idle_at_once_retire_one_per_idle_window() {
+    // The demo's bug: when the queue goes quiet for every worker at the same moment, each
+    // worker's idle window runs out on its own clock at about the same time, and they all
+    // retired together (3 -> 1). The pool must shrink one worker per idle window.
+    const WINDOW: Duration = Duration::from_millis(500);
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let pool = Pool::builder()
+        .capacity(100)
+        .workers(1..=3)
+        .high_water(0.75)
+        .low_water(0.10)
+        .batch(1)
+        .cooldown(Duration::from_millis(1))
+        .idle_window(WINDOW)
+        .unpinned()
+        .build_each(move |_: u64| g.pass())
+        .unwrap();
+    let _open = gate.open_on_drop();
+    for i in 0..95 {
+        pool.submit(i).unwrap();
+    }
+    wait_until("the pool has grown to its maximum", || pool.workers() == 3);
+    wait_until("every worker holds a job", || gate.entered() == 3);
+    // All three drain the queue together, then all of them find it empty.
+    gate.open();
+    let mut last_seen_three = Instant::now();
+    let deadline = last_seen_three + GUARD;
+    let seen_one = loop {
+        let (now, workers) = (Instant::now(), pool.workers());
+        match workers {
+            3 => last_seen_three = now,
+            2 => {}
+            _ => break now,
+        }
+        assert!(now < deadline, "timed out waiting for the pool to shrink");
+        thread::sleep(Duration::from_micros(200));
+    };
+    let m = pool.metrics();
+    assert_eq!((m.scale_ups, m.scale_downs, m.workers), (2, 2, 1), "{m:#?}");
+    // The first retirement came after the last look that saw 3 workers, and the second a whole
+    // window after the first. (Half a window is asserted, as slack for a worker preempted
+    // between reading the clock and leaving; retirements that come together are milliseconds
+    // apart.) A lower bound on elapsed time cannot fail because the machine is slow.
+    let gap = seen_one - last_seen_three;
+    assert!(
+        gap >= WINDOW / 2,
+        "3 -> 1 within {gap:?}, idle window {WINDOW:?}"
+    );
+    let report = pool.shutdown();
+    assert_eq!(report.metrics.completed, 95);
+    assert_balanced(&report);
+}
+
+#[test]
 fn no_scaling_while_depth_stays_between_the_marks() {
     let gate = Arc::new(Gate::default());
     let g = gate.clone();

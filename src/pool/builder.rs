@@ -300,8 +300,9 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
-    /// How long a worker must see the depth at or below the low mark before it retires.
-    /// Default 1 s.
+    /// How long a worker must see the depth at or below the low mark before it retires; also
+    /// the least time between a scale event (up or down) and the next retirement, so the pool
+    /// shrinks one worker per window. Default 1 s.
     pub fn idle_window(mut self, window: Duration) -> Self {
         self.idle_window = window;
         self

@@ -43,9 +43,14 @@
 //! supervisor adds one worker, waits the cool-down, and looks again: another worker while the
 //! depth is still at or above the mark, up to `max`; once it is below, it re-arms the flag and
 //! sleeps. A worker that has seen the depth at or below the low-water mark at every look for a
-//! whole idle window retires, unless the pool is at `min`. Between the two marks nothing happens
-//! (hysteresis), so a load at either edge cannot make the pool flap; see the `scaling` module
-//! for the argument and the tests that count events under such loads.
+//! whole idle window retires, unless the pool is at `min` — and only one worker at a time: a
+//! retirement must also be a whole idle window after the pool's last scale event (up or down;
+//! the start counts as one), a time shared by all workers and claimed with a compare-and-swap.
+//! So workers whose windows run out together (the queue went quiet for all of them at once)
+//! leave one per idle window, not in the same instant, and each step is judged on a queue that
+//! has already lost the previous worker. Between the two marks nothing happens (hysteresis), so
+//! a load at either edge cannot make the pool flap; see the `scaling` module for the argument
+//! and the tests that count events under such loads.
 //!
 //! # Pinning
 //! Each worker takes the allowed core ([`PoolBuilder::pin_cores`], default every core) that the
@@ -104,7 +109,7 @@ use crossbeam_utils::sync::ShardedLock;
 use metrics::Registry;
 use pinning::CorePlan;
 use rate::TokenBucket;
-use scaling::HighWaterEdge;
+use scaling::{HighWaterEdge, ScaleClock};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -255,6 +260,8 @@ struct Shared<T> {
     /// shutdown_now: workers stop after their current batch.
     stop_now: AtomicBool,
     edge: HighWaterEdge,
+    /// The last scale event: spaces retirements to one per idle window.
+    scale_clock: ScaleClock,
     supervisor: Mutex<SupervisorState>,
     supervisor_wake: Condvar,
     /// Live workers (spawned and not yet exited or retired).
@@ -513,6 +520,7 @@ impl<T: Send + 'static> Pool<T> {
             closed: AtomicBool::new(false),
             stop_now: AtomicBool::new(false),
             edge: HighWaterEdge::default(),
+            scale_clock: ScaleClock::new(now),
             supervisor: Mutex::new(SupervisorState::default()),
             supervisor_wake: Condvar::new(),
             live: AtomicUsize::new(0),

@@ -9,17 +9,26 @@
 //!   the cool-down, look again; add another while the depth is still at or above the high mark,
 //!   up to the maximum; once the depth is below it, re-arm the flag and sleep until the next
 //!   crossing.
-//! - **Down, per worker.** Each worker keeps an [`IdleTracker`]: once it has seen the depth at
-//!   or below the low mark continuously for the idle window it retires, unless the pool is at
+//! - **Down, per worker, one at a time.** Each worker keeps an [`IdleTracker`]: once it has
+//!   seen the depth at or below the low mark continuously for the idle window it asks to
+//!   retire. The depth is shared, so when the queue goes quiet every worker's window runs out
+//!   at about the same time, and a queue kept near empty *because* every worker is busy looks
+//!   the same as one with nothing to do. Left to their own clocks, several workers would
+//!   retire in the same instant (the demo once saw 3 → 1 under a load that needed 2), the
+//!   queue would refill to the high mark and the pool would grow again. So a retirement must
+//!   also win the pool's [`ScaleClock`]: one shared "last scale event" time, claimed with a
+//!   compare-and-swap, that lets at most one worker retire per idle window after the previous
+//!   scale event (up or down). The pool therefore shrinks one step per window, and each step
+//!   is judged on a queue that has already lost the previous worker; and it never goes below
 //!   its minimum.
 //! - **Hysteresis.** Growing needs the depth at or above the high mark; shrinking needs it at or
 //!   below the low mark for a whole idle window. In between nothing happens, so a load that sits
 //!   at either edge cannot make the pool flap: at the high edge it can only grow (one step per
 //!   cool-down, bounded by the maximum), at the low edge it cannot shrink while the dips are
-//!   shorter than the idle window. The tests below drive these pieces with such loads and count
-//!   the events.
+//!   shorter than the idle window, and it then loses at most one worker per window. The tests
+//!   below drive these pieces with such loads and count the events.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// The water marks in items, derived from the fractions given to the builder.
@@ -118,6 +127,57 @@ impl IdleTracker {
     }
 }
 
+/// The pool's "last scale event" time, which spaces retirements: at most one worker retires per
+/// `spacing` (the idle window) after the previous scale event, whichever worker's own window
+/// ran out.
+#[derive(Debug)]
+pub(crate) struct ScaleClock {
+    base: Instant,
+    /// Nanoseconds from `base` to the last scale event (the pool's start counts as one).
+    last: AtomicU64,
+}
+
+impl ScaleClock {
+    pub(crate) fn new(base: Instant) -> Self {
+        ScaleClock {
+            base,
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        let ns = t.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+
+    /// Records a scale-up at `now`: the next retirement waits a whole `spacing` after it.
+    pub(crate) fn note(&self, now: Instant) {
+        // Relaxed: a time stamp that guards no data; `fetch_max` keeps the latest event if a
+        // retirement claims a (later) time concurrently.
+        self.last.fetch_max(self.nanos(now), Relaxed);
+    }
+
+    /// Claims the right to retire one worker at `now`. `true` for at most one caller per
+    /// `spacing` (and per instant, even with a zero spacing): the winner's time becomes the last
+    /// scale event, so every other caller sees too little time since it.
+    pub(crate) fn claim(&self, now: Instant, spacing: Duration) -> bool {
+        let now = self.nanos(now);
+        let spacing = u64::try_from(spacing.as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: the stamp guards no data; the compare-and-swap alone decides the winner
+        // among workers that read the same `last`.
+        let mut last = self.last.load(Relaxed);
+        loop {
+            if now <= last || now - last < spacing {
+                return false;
+            }
+            match self.last.compare_exchange_weak(last, now, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,9 +185,10 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     /// A discrete-time model of the pool's scaling built from the real pieces: submits raise the
-    /// edge, a supervisor with a cool-down runs the controller, each worker runs its tracker and
-    /// retires through the same "only above the minimum" rule as the pool. The depth follows a
-    /// script (the load), one value per millisecond.
+    /// edge, a supervisor with a cool-down runs the controller and notes each step on the scale
+    /// clock, each worker runs its tracker and retires through the same rules as the pool (a
+    /// claim on the scale clock, spaced by the idle window, and only above the minimum). The
+    /// depth follows a script (the load), one value per millisecond.
     struct Model {
         marks: Marks,
         min: usize,
@@ -138,6 +199,9 @@ mod tests {
         next_look: Option<Instant>,
         workers: Vec<IdleTracker>,
         idle_window: Duration,
+        clock: ScaleClock,
+        /// The model time (ms) of each retirement.
+        down_at: Vec<u32>,
         /// The model's clock: `t0 + elapsed_ms`.
         t0: Instant,
         elapsed_ms: u32,
@@ -153,6 +217,7 @@ mod tests {
             cooldown: Duration,
             idle: Duration,
         ) -> Self {
+            let t0 = Instant::now();
             let marks = Marks {
                 high: capacity * 3 / 4,
                 low: capacity / 10,
@@ -171,7 +236,9 @@ mod tests {
                     .map(|_| IdleTracker::new(marks.low, idle))
                     .collect(),
                 idle_window: idle,
-                t0: Instant::now(),
+                clock: ScaleClock::new(t0),
+                down_at: Vec::new(),
+                t0,
                 elapsed_ms: 0,
                 ups: 0,
                 downs: 0,
@@ -184,6 +251,7 @@ mod tests {
                     self.workers
                         .push(IdleTracker::new(self.marks.low, self.idle_window));
                     self.ups += 1;
+                    self.clock.note(now);
                     self.next_look = Some(now + self.cooldown);
                 }
                 UpStep::Hold => self.next_look = Some(now + self.cooldown),
@@ -205,9 +273,13 @@ mod tests {
             }
             let mut i = 0;
             while i < self.workers.len() {
-                if self.workers[i].observe(depth, now) && self.workers.len() > self.min {
+                if self.workers[i].observe(depth, now)
+                    && self.workers.len() > self.min
+                    && self.clock.claim(now, self.idle_window)
+                {
                     self.workers.swap_remove(i);
                     self.downs += 1;
+                    self.down_at.push(self.elapsed_ms);
                 } else {
                     i += 1;
                 }
@@ -291,6 +363,59 @@ mod tests {
         assert_eq!(m.downs, 0, "no retirement before a whole window");
         m.run(std::iter::repeat_n(0, 1000));
         assert_eq!((m.downs, m.workers.len()), (3, 1));
+    }
+
+    #[test]
+    fn workers_idle_at_once_retire_one_per_window_not_together() {
+        // Grow to 4 (steps at 0, 10 and 20 ms), then the queue empties for everyone at the same
+        // moment: every worker's window runs out on the same tick. Without the shared scale
+        // clock all three extras retired on that tick (4 -> 1 at once).
+        let mut m = Model::new(100, 1, 4, 10 * MS, 200 * MS);
+        m.run(std::iter::repeat_n(90, 30));
+        assert_eq!(m.workers.len(), 4);
+        m.run(std::iter::repeat_n(0, 2_000));
+        assert_eq!((m.downs, m.workers.len()), (3, 1));
+        // One at a time, each a whole window after the previous scale event: the first a window
+        // after the queue emptied at 30 ms (also more than a window after the last step up).
+        assert_eq!(m.down_at, [230, 430, 630]);
+    }
+
+    #[test]
+    fn scale_clock_lets_one_claim_through_per_spacing() {
+        let t0 = Instant::now();
+        let c = ScaleClock::new(t0);
+        let w = 100 * MS;
+        assert!(
+            !c.claim(t0 + 99 * MS, w),
+            "the start counts as a scale event"
+        );
+        assert!(c.claim(t0 + w, w));
+        assert!(
+            !c.claim(t0 + w, w),
+            "a second claim at the same instant loses"
+        );
+        assert!(!c.claim(t0 + 199 * MS, w));
+        c.note(t0 + 150 * MS); // a scale-up restarts the spacing
+        assert!(!c.claim(t0 + 249 * MS, w));
+        assert!(c.claim(t0 + 250 * MS, w));
+        // A zero spacing still lets only one claim through per instant.
+        assert!(c.claim(t0 + 251 * MS, Duration::ZERO));
+        assert!(!c.claim(t0 + 251 * MS, Duration::ZERO));
+    }
+
+    #[test]
+    fn racing_claims_have_one_winner() {
+        let t0 = Instant::now();
+        let c = ScaleClock::new(t0);
+        let now = t0 + 10 * MS;
+        let wins = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| c.claim(now, MS))).collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum::<usize>()
+        });
+        assert_eq!(wins, 1);
     }
 
     #[test]

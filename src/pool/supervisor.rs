@@ -1,5 +1,6 @@
 //! The supervisor thread: parked until a submit crosses the high-water mark, then grows the
-//! pool one worker per cool-down while the depth stays at or above the mark.
+//! pool one worker per cool-down while the depth stays at or above the mark. Each step is noted
+//! on the scale clock, so that no worker retires within an idle window of it.
 
 use super::scaling::{UpController, UpStep};
 use super::{lock, worker, Counters, Shared};
@@ -7,6 +8,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 pub(super) fn spawn<T: Send + 'static>(shared: &Arc<Shared<T>>) -> io::Result<JoinHandle<()>> {
     let s = shared.clone();
@@ -82,6 +84,8 @@ fn add_worker<T: Send + 'static>(s: &Arc<Shared<T>>) {
     // new worker in `workers` without its scale-up (`workers == min + scale_ups - scale_downs`
     // whenever the supervisor is between steps).
     Counters::bump(&s.counters.scale_ups);
+    // The next retirement waits a whole idle window after this step.
+    s.scale_clock.note(Instant::now());
     if worker::spawn(s).is_err() {
         s.live.fetch_sub(1, Ordering::Relaxed);
         s.counters.scale_ups.fetch_sub(1, Ordering::Relaxed);

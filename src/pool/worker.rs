@@ -93,7 +93,8 @@ impl<T: Send + 'static> Worker<T> {
                 // Every producer is gone and the queue is empty: the pool is shutting down.
                 Err(PopTimeoutError::Disconnected) => break,
             }
-            if idle.observe(self.queue.len(), Instant::now()) && self.try_retire() {
+            let now = Instant::now();
+            if idle.observe(self.queue.len(), now) && self.try_retire(now) {
                 retired = true;
                 break;
             }
@@ -107,10 +108,20 @@ impl<T: Send + 'static> Worker<T> {
         }
     }
 
-    /// Leaves the pool if it is above its minimum (decrementing `live` in the same step, and
-    /// counting the scale-down right away, so that `workers` and `scale_downs` agree).
-    fn try_retire(&self) -> bool {
+    /// Leaves the pool if it is above its minimum and no scale event happened in the last idle
+    /// window (decrementing `live` in the same step, and counting the scale-down right away, so
+    /// that `workers` and `scale_downs` agree). Of several workers whose windows ran out at
+    /// once, only the one that wins the claim on the scale clock retires; the others carry on
+    /// and ask again, each at least a window after the previous retirement.
+    fn try_retire(&self, now: Instant) -> bool {
         let s = &*self.shared;
+        // Relaxed: a cheap early exit at the minimum (the common case for an idle pool), so
+        // that a worker that may not retire does not move the scale clock.
+        if s.live.load(Ordering::Relaxed) <= s.config.min
+            || !s.scale_clock.claim(now, s.config.idle_window)
+        {
+            return false;
+        }
         // Relaxed: `live` is a count that guards no data; the CAS makes "above min, so one
         // fewer" atomic against other retiring workers and the supervisor's additions.
         let retired = s
