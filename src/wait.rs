@@ -19,7 +19,7 @@
 //! old tail". So either the waiter sees the item at (d) and does not sleep, or the notifier sees
 //! the waiter at (3) and bumps the epoch. That bump comes after (a), hence after (b): it makes the
 //! futex wait at (e) return at once (the kernel compares the word atomically with queueing the
-//! waiter) or wakes it at (5). (b) comes first on purpose: see [`Event::prepare`].
+//! waiter) or wakes it at (5). (b) comes first on purpose: see `Event::prepare`.
 //!
 //! The SPSC rings have one waiter per event, and their notifier takes the registration when it
 //! wakes it (`Event::wake_sole_waiter`, a swap to 0), so that one park costs one wake however many
@@ -29,8 +29,8 @@
 //!
 //! The notifier runs on every push and pop, the waiter only when it is about to sleep (after tens
 //! of microseconds of spinning). So the barrier cost is moved to the waiter: on Linux,
-//! [`heavy_barrier`] is `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running
-//! thread of the process execute a full memory barrier, and [`light_barrier`] is then only a
+//! `heavy_barrier` is `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running
+//! thread of the process execute a full memory barrier, and `light_barrier` is then only a
 //! compiler fence: the hot path pays no `mfence`. Where membarrier is unavailable (other systems,
 //! old kernels, miri, loom), both are `fence(SeqCst)`, which is the textbook form of the argument
 //! above and what the loom models check. The mode is fixed once, before the first ring exists, so
