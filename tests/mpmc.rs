@@ -470,3 +470,38 @@ fn blocked_producers_make_progress_one_slot_at_a_time() {
     }
     check_exactly_once(&[got], PRODUCERS, per);
 }
+
+/// Items with 128-byte alignment: every slot keeps its item aligned and intact, through
+/// single and batch calls, `force_push` and threads.
+#[test]
+fn over_aligned_items_stay_aligned_and_intact() {
+    #[repr(align(128))]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Wide(u64, [u8; 3]);
+
+    let (tx, rx) = weir::mpmc::channel::<Wide>(5);
+    for round in 0..7u64 {
+        let items: Vec<Wide> = (0..4).map(|k| Wide(round * 10 + k, [k as u8; 3])).collect();
+        assert_eq!(tx.push_slice(&items), 4);
+        assert_eq!(tx.force_push(Wide(round, [9; 3])), Ok(None));
+        assert_eq!(tx.force_push(Wide(round, [8; 3])), Ok(Some(items[0])));
+        let mut out = Vec::new();
+        assert_eq!(rx.try_pop_batch(&mut out, 3), Ok(3));
+        assert_eq!(out, items[1..4]);
+        for v in &out {
+            assert_eq!(v as *const Wide as usize % 128, 0);
+        }
+        assert_eq!(rx.try_pop(), Ok(Wide(round, [9; 3])));
+        assert_eq!(rx.try_pop(), Ok(Wide(round, [8; 3])));
+    }
+    let n = if cfg!(miri) { 100 } else { 100_000 };
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            tx.push(Wide(i, [i as u8; 3])).unwrap();
+        }
+    });
+    for i in 0..n {
+        assert_eq!(rx.pop().unwrap(), Wide(i, [i as u8; 3]));
+    }
+    t.join().unwrap();
+}
