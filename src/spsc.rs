@@ -189,7 +189,7 @@ impl Builder {
         let producer = Producer {
             shared: shared.clone(),
             tail: self.start,
-            cached_head: self.start,
+            limit: self.start.wrapping_add(capacity),
             spin_budget: SpinBudget::new(),
         };
         let consumer = Consumer {
@@ -394,32 +394,33 @@ pub struct Producer<T> {
     shared: Arc<Shared<T>>,
     /// Our own counter: we are its only writer, so this copy is always exact.
     tail: usize,
-    /// The consumer's `head` as last seen; never ahead of the real one.
-    cached_head: usize,
+    /// The consumer's `head` as last seen, plus the capacity: we may write up to (not including)
+    /// this sequence number. Never ahead of the real bound, since the real head only grows.
+    limit: usize,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
 }
 
 impl<T> Producer<T> {
-    /// Free slots, reloading the consumer's counter only when the cached one says full.
-    #[inline(always)]
-    fn room(&mut self) -> usize {
-        self.room_for(1)
-    }
-
-    /// Free slots, reloading the consumer's counter only when the cached one shows fewer than
+    /// Free slots, reloading the consumer's counter only when the cached bound shows fewer than
     /// `want` (batches want all the room there is, single pushes want one).
     #[inline(always)]
     fn room_for(&mut self, want: usize) -> usize {
-        let cap = self.shared.capacity;
-        let cached = cap - self.tail.wrapping_sub(self.cached_head);
+        let cached = self.limit.wrapping_sub(self.tail);
         if cached >= want {
             return cached;
         }
+        self.reload_limit()
+    }
+
+    /// Reloads the consumer's counter; returns the free slots it shows.
+    #[inline(always)]
+    fn reload_limit(&mut self) -> usize {
         // Acquire: pairs with the consumer's Release store of `head`, so its reads of the slots
         // it freed happen before we overwrite them.
-        self.cached_head = self.shared.head.load(Ordering::Acquire);
-        cap - self.tail.wrapping_sub(self.cached_head)
+        let head = self.shared.head.load(Ordering::Acquire);
+        self.limit = head.wrapping_add(self.shared.capacity);
+        self.limit.wrapping_sub(self.tail)
     }
 
     #[inline(always)]
@@ -464,7 +465,8 @@ impl<T> Producer<T> {
         if self.consumer_gone() {
             return Err(TryPushError::Disconnected(value));
         }
-        if self.room() == 0 {
+        // The common case costs one comparison: the cached bound says there is room.
+        if self.tail == self.limit && self.reload_limit() == 0 {
             return Err(TryPushError::Full(value));
         }
         // SAFETY: room() > 0 means `tail - head < capacity`, so slot `tail` is outside

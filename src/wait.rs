@@ -31,10 +31,17 @@
 //! of microseconds of spinning). So the barrier cost is moved to the waiter: on Linux,
 //! `heavy_barrier` is `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running
 //! thread of the process execute a full memory barrier, and `light_barrier` is then only a
-//! compiler fence: the hot path pays no `mfence`. Where membarrier is unavailable (other systems,
-//! old kernels, miri, loom), both are `fence(SeqCst)`, which is the textbook form of the argument
-//! above and what the loom models check. The mode is fixed once, before the first ring exists, so
-//! both sides of any ring always agree on it.
+//! compiler fence: the hot path pays no `mfence`, and no test of a runtime flag either (the mode
+//! is fixed at compile time, so the notifier's side is a compiler fence on every Linux build).
+//! Under miri and loom, and on other systems, both barriers are `fence(SeqCst)`, which is the
+//! textbook form of the argument above and what the loom models check.
+//!
+//! If a Linux kernel refuses membarrier (older than 4.14, or a seccomp filter), the waiter's side
+//! falls back to `fence(SeqCst)`, which alone does not order the notifier's store before its load:
+//! a notifier may then miss a waiter that registered just in time. weir does not lose the wake-up
+//! in that mode, it bounds it: every sleep is cut to [`DEGRADED_RECHECK`] and the waiter re-checks
+//! its condition when it returns, so a missed wake costs at most that much latency. The mode is
+//! fixed once, before the first ring exists ([`init_barriers`]), and [`sleep_bound`] reports it.
 
 use crate::metrics::SideStats;
 use crate::sync::{fence, spin_loop, yield_now, AtomicU32, Ordering};
@@ -122,6 +129,10 @@ mod membarrier {
     /// took its final value (the handle's transfer to that thread is the happens-before edge).
     pub(super) fn init() {
         INIT.get_or_init(|| {
+            // For tests of the degraded mode (module docs): behave as on a kernel without it.
+            if std::env::var_os("WEIR_NO_MEMBARRIER").is_some_and(|v| v == "1") {
+                return false;
+            }
             let supported = membarrier(CMD_QUERY);
             let ok = supported > 0
                 && supported & CMD_PRIVATE_EXPEDITED != 0
@@ -154,15 +165,31 @@ pub(crate) fn init_barriers() {
     membarrier::init();
 }
 
-/// The notifier's barrier, on every publish: a compiler fence where the waiter's side uses
-/// membarrier, otherwise `fence(SeqCst)`. Pairs with [`heavy_barrier`].
+/// The longest a waiter sleeps between re-checks when the kernel refused membarrier (see the
+/// module docs): the bound on a missed wake-up in that mode.
+pub(crate) const DEGRADED_RECHECK: Duration = Duration::from_millis(1);
+
+/// The bound on one sleep that the barrier mode imposes: `None` where the barrier pair is exact
+/// (membarrier, or `fence(SeqCst)` on both sides), [`DEGRADED_RECHECK`] on a Linux kernel that
+/// refused membarrier, where the notifier's compiler fence alone may miss a waiter.
+#[inline]
+pub(crate) fn sleep_bound() -> Option<Duration> {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    if !membarrier::enabled() {
+        return Some(DEGRADED_RECHECK);
+    }
+    None
+}
+
+/// The notifier's barrier, on every publish. On Linux (outside miri and loom) it is only a
+/// compiler fence: the waiter's [`heavy_barrier`] does the hardware part with membarrier (or, if
+/// the kernel refused it, the waiter's sleeps are bounded: module docs). Elsewhere
+/// `fence(SeqCst)`.
 #[inline(always)]
 pub(crate) fn light_barrier() {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
-    if membarrier::enabled() {
-        std::sync::atomic::compiler_fence(Ordering::SeqCst);
-        return;
-    }
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
     fence(Ordering::SeqCst);
 }
 
@@ -466,12 +493,16 @@ impl Waiter {
                 self.ticket = Some(event.prepare());
             }
             Some(ticket) => {
+                let recheck = match (self.recheck, sleep_bound()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 let timeout = match self.deadline {
                     Some(d) => {
                         let left = d.saturating_duration_since(Instant::now());
-                        Some(self.recheck.map_or(left, |r| r.min(left)))
+                        Some(recheck.map_or(left, |r| r.min(left)))
                     }
-                    None => self.recheck,
+                    None => recheck,
                 };
                 SideStats::add(&stats.parks, 1);
                 event.sleep(ticket, timeout);
