@@ -433,12 +433,15 @@ impl<T> Producer<T> {
     /// Publishes `n` slots written from `self.tail` on, and wakes a parked consumer if needed.
     #[inline(always)]
     fn publish(&mut self, n: usize) {
+        // A local: the compiler fence below makes the compiler reload what it reads from memory,
+        // and this pointer is the same after it.
+        let shared = &*self.shared;
         self.tail = self.tail.wrapping_add(n);
         // Release: pairs with the consumer's Acquire load of `tail`; the slot writes before this
         // store are visible to it once it sees the new value.
-        self.shared.tail.store(self.tail, Ordering::Release);
+        shared.tail.store(self.tail, Ordering::Release);
         light_barrier();
-        if self.shared.consumer_event.has_waiters() {
+        if shared.consumer_event.has_waiters() {
             self.wake_consumer();
         }
     }
@@ -796,12 +799,13 @@ impl<T> Consumer<T> {
     /// Publishes `n` consumed slots from `self.head` on, and wakes a parked producer if needed.
     #[inline(always)]
     fn release(&mut self, n: usize) {
+        let shared = &*self.shared; // see `Producer::publish`
         self.head = self.head.wrapping_add(n);
         // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
         // slots happen before it overwrites them.
-        self.shared.head.store(self.head, Ordering::Release);
+        shared.head.store(self.head, Ordering::Release);
         light_barrier();
-        if self.shared.producer_event.has_waiters() {
+        if shared.producer_event.has_waiters() {
             self.wake_producer();
         }
     }
