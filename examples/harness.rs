@@ -90,6 +90,7 @@ fn run_icount(name: &str, items: u64, batch: bool) {
         "std" => icount::<StdSync>(items, batch),
         "disruptor" => icount::<Disruptor>(items, batch),
         "proto" => icount::<ProtoStamp>(items, batch),
+        "proto-split" => icount::<ProtoSplit>(items, batch),
         "weir-mpmc" => icount_mpmc::<WeirMpmc>(items),
         "arrayqueue-mpmc" => icount_mpmc::<ArrayQueue>(items),
         "crossbeam-channel-mpmc" => icount_mpmc::<CrossbeamChannel>(items),
@@ -293,6 +294,7 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
     ];
     if args.proto {
         all.push(e!(ProtoStamp));
+        all.push(e!(ProtoSplit));
     }
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -367,6 +369,7 @@ fn rtt_entries(args: &Args, s: &Sizes) -> Vec<Entry<Boxed<Quantiles>>> {
     ];
     if args.proto {
         all.push(e!(ProtoStamp));
+        all.push(e!(ProtoSplit));
     }
     all.retain(|e| selected(args, e.name));
     all.push(entry(

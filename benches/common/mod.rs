@@ -1178,3 +1178,63 @@ impl Spsc for ProtoStamp {
         Some(v)
     }
 }
+
+/// A second prototype for the same question, *not* a crate: [`ProtoStamp`] with the stamps in
+/// an array of their own beside a contiguous array of values, which is the layout that would
+/// keep `read_chunk`'s two contiguous slices. An item then crosses cores as a stamp line plus a
+/// value line, as with shared counters; this measures whether that is still faster. Shown only
+/// with `--proto`, never part of a goal ratio.
+pub struct ProtoSplit;
+
+/// A handle of [`ProtoSplit`]: the two shared arrays and this side's own sequence.
+pub struct SplitEnd {
+    stamps: Arc<[AtomicU64]>,
+    values: Arc<[AtomicU64]>,
+    mask: u64,
+    seq: u64,
+}
+
+impl Spsc for ProtoSplit {
+    const NAME: &'static str = "prototype: stamps in a parallel array (u64, safe atomics)";
+    type Tx = SplitEnd;
+    type Rx = SplitEnd;
+    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+        let n = capacity.next_power_of_two();
+        let stamps: Arc<[AtomicU64]> = (0..n as u64).map(AtomicU64::new).collect();
+        let values: Arc<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let mask = n as u64 - 1;
+        let end = |stamps: &Arc<[AtomicU64]>, values: &Arc<[AtomicU64]>| SplitEnd {
+            stamps: stamps.clone(),
+            values: values.clone(),
+            mask,
+            seq: 0,
+        };
+        (end(&stamps, &values), end(&stamps, &values))
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        let i = (tx.seq & tx.mask) as usize;
+        // Acquire: pairs with the consumer's Release store that freed the slot.
+        if tx.stamps[i].load(Ordering::Acquire) != tx.seq {
+            return false;
+        }
+        tx.values[i].store(v, Ordering::Relaxed);
+        // Release: publishes the value to the consumer's Acquire load of the stamp.
+        tx.stamps[i].store(tx.seq + 1, Ordering::Release);
+        tx.seq += 1;
+        true
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        let i = (rx.seq & rx.mask) as usize;
+        // Acquire: pairs with the producer's Release store of the stamp.
+        if rx.stamps[i].load(Ordering::Acquire) != rx.seq + 1 {
+            return None;
+        }
+        let v = rx.values[i].load(Ordering::Relaxed);
+        // Release: our read of the value happens before the producer's next write.
+        rx.stamps[i].store(rx.seq + rx.mask + 1, Ordering::Release);
+        rx.seq += 1;
+        Some(v)
+    }
+}
