@@ -39,9 +39,9 @@
 //! If a Linux kernel refuses membarrier (older than 4.14, or a seccomp filter), the waiter's side
 //! falls back to `fence(SeqCst)`, which alone does not order the notifier's store before its load:
 //! a notifier may then miss a waiter that registered just in time. weir does not lose the wake-up
-//! in that mode, it bounds it: every sleep is cut to [`DEGRADED_RECHECK`] and the waiter re-checks
+//! in that mode, it bounds it: every sleep is cut to `DEGRADED_RECHECK` (1 ms) and the waiter re-checks
 //! its condition when it returns, so a missed wake costs at most that much latency. The mode is
-//! fixed once, before the first ring exists ([`init_barriers`]), and [`sleep_bound`] reports it.
+//! fixed once, before the first ring exists (`init_barriers`), and `sleep_bound` reports it.
 
 use crate::metrics::SideStats;
 use crate::sync::{fence, spin_loop, yield_now, AtomicU32, Ordering};
