@@ -40,6 +40,13 @@ pub mod mpmc;
 pub mod pool;
 pub mod spsc;
 
+/// Loom builds only: the pool's scaling flag and clock (`src/pool/scaling.rs`) on their own, for
+/// the models in `tests/loom_pool.rs` (the pool itself is not built under loom). Not an API.
+#[cfg(loom)]
+#[doc(hidden)]
+#[path = "pool/scaling.rs"]
+pub mod __loom_scaling;
+
 pub use error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
     TryPushError,

@@ -1,25 +1,35 @@
 //! Loom models of the MPMC ring on capacity 2 (so that every model wraps around the array).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --test
-//! loom_mpmc -- --nocapture --test-threads=1`. The preemption bound is [`BOUND`] (one model:
-//! 1, see there) unless `LOOM_MAX_PREEMPTIONS` is set; each model prints how many
-//! interleavings it explored.
+//! loom_mpmc -- --nocapture --test-threads=1`. The preemption bound is [`BOUND`] (two models:
+//! 1, see there; the drop-with-items-left models: [`DROP_BOUND`]) unless `LOOM_MAX_PREEMPTIONS`
+//! is set; each model prints how many interleavings it explored.
 //!
 //! Under loom the whole crate runs on loom's atomics, cells, mutex and condvar (see
 //! `src/sync.rs`), so the models check the stamp protocol, the batch claims, `force_push`'s two
 //! CASes, the park/wake protocol of `wait.rs` and the disconnect wake-ups, with loom's
-//! causality checks on every slot access.
+//! causality checks on every slot access. The `leftovers_*` models check that items still in
+//! the ring when the last handles go are dropped exactly once (`Drop for Shared`), with the last
+//! `Producer` and `Consumer` dropped on two threads while pushes, pops, a `force_push` or a
+//! `push_iter` that leaves a hole are in flight.
 
 #![cfg(loom)]
 
 use loom::thread;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use weir::mpmc::{self, Consumer, Producer};
 use weir::{PopError, TryPopError};
 
-/// Preemption bound of every model (overridden by `LOOM_MAX_PREEMPTIONS`).
+/// Preemption bound of every model (overridden by `LOOM_MAX_PREEMPTIONS`), except those that
+/// say otherwise.
 const BOUND: usize = 2;
+
+/// Preemption bound of the drop-with-items-left models: they are short (2-3 threads, a few
+/// operations each), so bound 4 costs seconds (bound 2 explored only 13 interleavings of the
+/// 2-thread ones).
+const DROP_BOUND: usize = 4;
 
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     model_bounded(name, BOUND, f);
@@ -33,13 +43,15 @@ fn model_bounded(name: &str, bound: usize, f: impl Fn() + Sync + Send + 'static)
     let bound = builder.preemption_bound;
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
+    let start = std::time::Instant::now();
     builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
         f();
     });
     println!(
-        "loom model {name}: {} interleavings explored, preemption bound {bound:?}",
-        runs.load(Ordering::Relaxed)
+        "loom model {name}: {} interleavings explored, preemption bound {bound:?}, {:.1} s",
+        runs.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64()
     );
 }
 
@@ -256,4 +268,202 @@ fn push_iter_gives_back_or_fills_holes() {
         // The ring is fully usable afterwards.
         drop(rx);
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items left in the ring when the last handles go
+// ---------------------------------------------------------------------------------------------
+
+/// An item that tallies its own drop under its id, so that a model can check that every item
+/// is dropped exactly once: popped, handed back by a refused push, displaced by `force_push`,
+/// or left in the ring and dropped with it (`Drop for Shared`) when the last handle goes. The
+/// tallies are plain std atomics, read only after every model thread has been joined: they are
+/// bookkeeping, not part of the protocol under test (loom runs all model threads on one OS
+/// thread, so they count exactly), and loom atomics would only multiply the interleavings.
+struct Tracked {
+    id: usize,
+    drops: Arc<[AtomicUsize]>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops[self.id].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `n` items with ids `0 .. n` and their drop tallies.
+fn tracked(n: usize) -> (Vec<Tracked>, Arc<[AtomicUsize]>) {
+    let drops: Arc<[AtomicUsize]> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+    let items = (0..n)
+        .map(|id| Tracked {
+            id,
+            drops: drops.clone(),
+        })
+        .collect();
+    (items, drops)
+}
+
+/// Every item was dropped exactly once (none leaked, none twice). Call once every handle and
+/// every item the model held is gone.
+fn assert_each_dropped_once(drops: &[AtomicUsize]) {
+    let counts: Vec<usize> = drops.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+    assert!(
+        counts.iter().all(|&c| c == 1),
+        "drops per item id: {counts:?}"
+    );
+}
+
+/// The outcomes a model saw across its interleavings, to check after `model` returns that the
+/// races it is about were reached (a model whose interesting branch never runs proves nothing).
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<BTreeSet<String>>>);
+
+impl Seen {
+    fn add(&self, outcome: String) {
+        self.0.lock().unwrap().insert(outcome);
+    }
+
+    fn assert_all(&self, expected: &[&str]) {
+        let seen = self.0.lock().unwrap();
+        for e in expected {
+            assert!(
+                seen.contains(*e),
+                "outcome {e:?} never reached; seen: {seen:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn leftovers_dropped_once_when_last_handles_race() {
+    // The last Producer and the last Consumer drop on two threads, each right after its
+    // operations: a push (which may land after the consumer is gone and stay in the ring, or be
+    // refused and hand its item back) and two pops (the second may find the pushed item).
+    // Whichever handle goes last drops the ring with what is left in it.
+    let seen = Seen::default();
+    let s = seen.clone();
+    model_bounded(
+        "drop_leftovers_push_pop_vs_last_drops",
+        DROP_BOUND,
+        move || {
+            let (mut items, drops) = tracked(2);
+            let (tx, rx) = mpmc::channel::<Tracked>(2);
+            let pushed = items.pop().unwrap();
+            assert!(tx.try_push(items.pop().unwrap()).is_ok());
+            let p = thread::spawn(move || {
+                let accepted = tx.try_push(pushed).is_ok();
+                drop(tx);
+                accepted
+            });
+            let popped = [rx.try_pop().is_ok(), rx.try_pop().is_ok()];
+            drop(rx);
+            let accepted = p.join().unwrap();
+            assert!(popped[0], "the prefilled item is there");
+            s.add(match (accepted, popped[1]) {
+                (false, _) => "refused".into(),
+                (true, true) => "popped".into(),
+                (true, false) => "left in the ring".into(),
+            });
+            assert_each_dropped_once(&drops);
+        },
+    );
+    seen.assert_all(&["refused", "popped", "left in the ring"]);
+}
+
+#[test]
+fn leftovers_dropped_once_when_force_push_races_the_drops() {
+    // A full ring: force_push displaces the oldest item (or takes the slot a pop just freed, or
+    // is refused once the consumer is gone) while the last Consumer pops and drops, or drops at
+    // once; the Producer is dropped right after the force_push.
+    for pop_first in [true, false] {
+        let seen = Seen::default();
+        let s = seen.clone();
+        model_bounded(
+            &format!("drop_leftovers_force_push_vs_last_drops_pop_{pop_first}"),
+            DROP_BOUND,
+            move || {
+                let (mut items, drops) = tracked(3);
+                let (tx, rx) = mpmc::channel::<Tracked>(2);
+                let forced = items.pop().unwrap();
+                for item in items {
+                    assert!(tx.try_push(item).is_ok());
+                }
+                let p = thread::spawn(move || {
+                    let outcome = match tx.force_push(forced) {
+                        Ok(None) => "free slot",
+                        // Only while the ring is full, so the oldest is still 0 (once the
+                        // pop took 0 there is a free slot).
+                        Ok(Some(old)) => {
+                            assert_eq!(old.id, 0);
+                            "displaced"
+                        }
+                        Err(_) => "refused",
+                    };
+                    drop(tx);
+                    outcome
+                });
+                if pop_first {
+                    // Full throughout: the pop gets the oldest, 0, or 1 if 0 was displaced.
+                    let id = rx.try_pop().map(|t| t.id);
+                    assert!(matches!(id, Ok(0 | 1)), "{id:?}");
+                }
+                drop(rx);
+                s.add(p.join().unwrap().into());
+                assert_each_dropped_once(&drops);
+            },
+        );
+        if pop_first {
+            seen.assert_all(&["free slot", "displaced", "refused"]);
+        } else {
+            seen.assert_all(&["displaced", "refused"]);
+        }
+    }
+}
+
+#[test]
+fn leftovers_dropped_once_with_a_hole_in_the_ring() {
+    // Three threads: a push_iter that claims two slots and writes one (handing the other back,
+    // or leaving a hole if the second producer claimed after it), a second producer, and the
+    // last Consumer popping once and dropping. The ring is dropped by whichever handle goes
+    // last, with items and perhaps a hole left in it: items once each, the hole never. (Whether
+    // a hole is among the leftovers cannot be seen through the API; the outcomes checked below
+    // are the numbers of items left for the ring's drop.)
+    let seen = Seen::default();
+    let s = seen.clone();
+    model_bounded(
+        "drop_leftovers_with_hole_vs_last_drops",
+        DROP_BOUND,
+        move || {
+            struct Liar(Option<Tracked>);
+            impl Iterator for Liar {
+                type Item = Tracked;
+                fn next(&mut self) -> Option<Tracked> {
+                    self.0.take()
+                }
+                fn size_hint(&self) -> (usize, Option<usize>) {
+                    (2, Some(2))
+                }
+            }
+            let (mut items, drops) = tracked(2);
+            let (tx, rx) = mpmc::channel::<Tracked>(2);
+            let (second, first) = (items.pop().unwrap(), items.pop().unwrap());
+            let tx2 = tx.clone();
+            let p1 = thread::spawn(move || {
+                let n = tx.push_iter(Liar(Some(first)));
+                drop(tx);
+                n
+            });
+            let p2 = thread::spawn(move || {
+                let ok = tx2.try_push(second).is_ok();
+                drop(tx2);
+                usize::from(ok)
+            });
+            let popped = usize::from(rx.try_pop().is_ok());
+            drop(rx);
+            let pushed = p1.join().unwrap() + p2.join().unwrap();
+            s.add(format!("{} left", pushed - popped));
+            assert_each_dropped_once(&drops);
+        },
+    );
+    seen.assert_all(&["0 left", "1 left", "2 left"]);
 }

@@ -28,43 +28,99 @@
 //!   shorter than the idle window, and it then loses at most one worker per window. The tests
 //!   below drive these pieces with such loads and count the events.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+//!
+//! The two shared pieces, [`HighWaterEdge`] and [`ScaleClock`], take their atomics from
+//! `crate::sync`, so that `tests/loom_pool.rs` checks their protocols under loom (where this file
+//! is built on its own as the hidden `weir::__loom_scaling`: the pool itself is not built under
+//! loom).
+
+// Under loom only the two shared pieces are used (by the loom models).
+#![cfg_attr(loom, allow(dead_code))]
+
+use crate::sync::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// The water marks in items, derived from the fractions given to the builder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Marks {
+pub struct Marks {
     /// Depth at or above which the pool grows: `ceil(high * capacity)`, at least 1.
-    pub(crate) high: usize,
+    pub high: usize,
     /// Depth at or below which workers may retire: `floor(low * capacity)`; always `< high`.
-    pub(crate) low: usize,
+    pub low: usize,
 }
 
 /// The edge-triggered "queue crossed the high-water mark" flag.
+///
+/// The protocol: a submit whose push leaves the depth at or above the high mark while the flag
+/// is down raises it ([`after_push`](Self::after_push) returns `true` for exactly that submit,
+/// which then wakes the supervisor); while it is up, submits stay quiet; the supervisor puts
+/// it down once the depth is below the mark and looks once more ([`settle`](Self::settle)). So
+/// the flag is up only while the supervisor is active or has a wake-up pending, and a crossing
+/// is never left to nobody: `tests/loom_pool.rs` checks both under loom.
 #[derive(Debug, Default)]
-pub(crate) struct HighWaterEdge {
+pub struct HighWaterEdge {
     raised: AtomicBool,
 }
 
 impl HighWaterEdge {
+    /// A flag that is already up: the state while the supervisor is active (for the models).
+    #[cfg(loom)]
+    pub fn raised() -> Self {
+        HighWaterEdge {
+            raised: AtomicBool::new(true),
+        }
+    }
+
     /// Called by a submit after a successful push. `depth` is evaluated only while the flag is
     /// down. Returns `true` for exactly one submit per crossing: the one that must wake the
     /// supervisor.
     #[inline]
-    pub(crate) fn after_push(&self, marks: Marks, depth: impl FnOnce() -> usize) -> bool {
+    pub fn after_push(&self, marks: Marks, depth: impl FnOnce() -> usize) -> bool {
         // Relaxed: the flag only decides who sends the wake-up; the wake-up itself goes through
         // the supervisor's mutex, which orders everything the supervisor then reads.
         !self.raised.load(Relaxed) && depth() >= marks.high && !self.raised.swap(true, Relaxed)
     }
 
+    /// The supervisor's step once it saw the depth below the high mark: puts the flag down so
+    /// that the next crossing signals again, then looks at the depth once more, because a submit
+    /// may have crossed between the supervisor's look and the re-arm (it saw the flag still up
+    /// and stayed quiet). `true` if the depth is at or above the mark again and the supervisor
+    /// took the crossing back (the flag is up again and no submit will wake it): it must stay
+    /// active. `false`: the supervisor may sleep until a wake-up.
+    ///
+    /// Between the re-arm and the look sits the waiter's side of the rings' barrier pair
+    /// ([`heavy_barrier`](crate::wait::heavy_barrier)): the re-arm and a submit's push are two
+    /// stores each followed by a load of the other's location (store buffering), so without a
+    /// barrier on both sides the supervisor can miss the push while the submit misses the re-arm
+    /// and stays quiet: the crossing is then signalled by nobody (loom found exactly that). The
+    /// submit's side is the `light_barrier` that every successful push of the MPMC ring runs
+    /// after publishing (`notify_consumers`), before `push` returns and so before the submit's
+    /// load in [`after_push`](Self::after_push): the hot path pays nothing more. With
+    /// `membarrier` (Linux) or `fence(SeqCst)` on both sides (elsewhere, miri, loom) the pair is
+    /// exact; on a Linux kernel that refuses membarrier the supervisor's `fence(SeqCst)` alone
+    /// is not, and such a crossing waits for the next submit at or above the mark (the flag is
+    /// down, so that one signals).
+    pub fn settle(&self, marks: Marks, depth: impl FnOnce() -> usize) -> bool {
+        self.rearm();
+        crate::wait::heavy_barrier();
+        depth() >= marks.high && self.raise()
+    }
+
     /// Puts the flag down so that the next crossing signals again (supervisor only).
-    pub(crate) fn rearm(&self) {
+    pub fn rearm(&self) {
         self.raised.store(false, Relaxed);
     }
 
     /// Raises the flag; `true` if it was down (the caller then acts on the crossing itself).
-    pub(crate) fn raise(&self) -> bool {
+    pub fn raise(&self) -> bool {
         !self.raised.swap(true, Relaxed)
+    }
+
+    /// Whether the flag is up now (a snapshot, for the models).
+    #[cfg(loom)]
+    pub fn is_raised(&self) -> bool {
+        // Relaxed: a snapshot.
+        self.raised.load(Relaxed)
     }
 }
 
@@ -131,14 +187,15 @@ impl IdleTracker {
 /// `spacing` (the idle window) after the previous scale event, whichever worker's own window
 /// ran out.
 #[derive(Debug)]
-pub(crate) struct ScaleClock {
+pub struct ScaleClock {
     base: Instant,
     /// Nanoseconds from `base` to the last scale event (the pool's start counts as one).
     last: AtomicU64,
 }
 
 impl ScaleClock {
-    pub(crate) fn new(base: Instant) -> Self {
+    /// A clock whose first scale event is `base` (the pool's start).
+    pub fn new(base: Instant) -> Self {
         ScaleClock {
             base,
             last: AtomicU64::new(0),
@@ -151,7 +208,7 @@ impl ScaleClock {
     }
 
     /// Records a scale-up at `now`: the next retirement waits a whole `spacing` after it.
-    pub(crate) fn note(&self, now: Instant) {
+    pub fn note(&self, now: Instant) {
         // Relaxed: a time stamp that guards no data; `fetch_max` keeps the latest event if a
         // retirement claims a (later) time concurrently.
         self.last.fetch_max(self.nanos(now), Relaxed);
@@ -160,7 +217,7 @@ impl ScaleClock {
     /// Claims the right to retire one worker at `now`. `true` for at most one caller per
     /// `spacing` (and per instant, even with a zero spacing): the winner's time becomes the last
     /// scale event, so every other caller sees too little time since it.
-    pub(crate) fn claim(&self, now: Instant, spacing: Duration) -> bool {
+    pub fn claim(&self, now: Instant, spacing: Duration) -> bool {
         let now = self.nanos(now);
         let spacing = u64::try_from(spacing.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: the stamp guards no data; the compare-and-swap alone decides the winner
@@ -178,7 +235,7 @@ impl ScaleClock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -256,7 +313,8 @@ mod tests {
                 }
                 UpStep::Hold => self.next_look = Some(now + self.cooldown),
                 UpStep::Settle => {
-                    self.edge.rearm();
+                    // One depth per tick: the second look sees the same, below the mark.
+                    assert!(!self.edge.settle(self.marks, || depth));
                     self.next_look = None;
                 }
             }

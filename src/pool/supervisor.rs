@@ -45,10 +45,9 @@ fn run<T: Send + 'static>(s: &Arc<Shared<T>>) {
                 UpStep::Add => add_worker(s),
                 UpStep::Hold => {}
                 UpStep::Settle => {
-                    s.edge.rearm();
-                    // A submit may have crossed between our look and the re-arm (it saw the
-                    // flag still up and stayed quiet): look once more, and act for it.
-                    if s.consumer.len() >= cfg.marks.high && s.edge.raise() {
+                    // Re-arm, then look once more: a submit may have crossed between our look
+                    // and the re-arm (it saw the flag still up and stayed quiet); act for it.
+                    if s.edge.settle(cfg.marks, || s.consumer.len()) {
                         continue;
                     }
                     break;
