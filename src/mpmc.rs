@@ -57,6 +57,15 @@
 //! slot). The CASes on `head` and `tail` only decide *who* owns a position, so they are Relaxed:
 //! their atomicity alone makes ownership exclusive.
 //!
+//! # Single items
+//!
+//! `try_push`/`try_pop` (and the retries of the blocking `push`/`pop`) first try the common case
+//! written out, with the lap computed once: load the counter, load its slot's stamp, compare it
+//! with `lap | EMPTY` (a pop: `lap | FULL`), CAS the counter, write (read) the value, store the
+//! stamp, check for sleepers. It is the general claim below restricted to one position whose
+//! stamp was ready and whose CAS won, with the same orderings; everything else (a full or empty
+//! ring, a stale counter, a lost CAS, a hole) goes the general way.
+//!
 //! # Batches
 //!
 //! `try_pop_batch`/`pop_batch` scan forward from `head` for stamps that say "ready", then claim
@@ -348,16 +357,26 @@ impl<T> Shared<T> {
     /// The lap bits of `pos`: the stamp its slot has while it waits for this position's producer.
     #[inline(always)]
     fn lap(&self, pos: usize) -> usize {
-        pos & !self.index_mask
+        // `pos & !index_mask`, written as a difference so that it reuses the index, which the
+        // callers compute anyway to find the slot: one instruction less.
+        pos - (pos & self.index_mask)
     }
 
     /// The position after `pos`.
     #[inline(always)]
     fn next(&self, pos: usize) -> usize {
-        if (pos & self.index_mask) + 1 < self.capacity {
+        self.next_in_lap(pos, self.lap(pos))
+    }
+
+    /// The position after `pos`, whose lap bits `lap == self.lap(pos)` the caller already has.
+    #[inline(always)]
+    fn next_in_lap(&self, pos: usize, lap: usize) -> usize {
+        debug_assert_eq!(lap, self.lap(pos));
+        // `pos - lap` is the index of `pos`.
+        if pos.wrapping_sub(lap) + 1 < self.capacity {
             pos.wrapping_add(1)
         } else {
-            self.lap(pos).wrapping_add(self.one_lap)
+            lap.wrapping_add(self.one_lap)
         }
     }
 
@@ -527,7 +546,7 @@ impl<T> Shared<T> {
             let mut blocker = 0;
             while n < want {
                 // Acquire: pairs with the Release store of the producer that filled the slot
-                // (`publish_slot`), so its write of the value happens before our read.
+                // (`fill_slot`), so its write of the value happens before our read.
                 let stamp = self.slot(end).stamp.load(Ordering::Acquire);
                 let state = stamp.wrapping_sub(self.lap(end));
                 if state != FULL && state != HOLE {
@@ -576,12 +595,22 @@ impl<T> Shared<T> {
     /// is `lap(pos) | EMPTY` (seen with Acquire).
     #[inline(always)]
     unsafe fn publish_slot(&self, pos: usize, value: T) {
-        let slot = self.slot(pos);
+        // SAFETY: the same contract, for `pos`'s slot and lap.
+        unsafe { self.fill_slot(self.slot(pos), self.lap(pos), value) }
+    }
+
+    /// Writes `value` into `slot`, which serves a position of lap `lap`, and publishes it.
+    ///
+    /// # Safety
+    /// The caller owns that position as its producer (claimed on `tail`) and saw the slot's
+    /// stamp `lap | EMPTY` with Acquire.
+    #[inline(always)]
+    unsafe fn fill_slot(&self, slot: &Slot<T>, lap: usize, value: T) {
         // SAFETY: per the contract, nobody else reads or writes this slot until the stamp below
         // says FULL, and the previous item was moved out before the stamp became EMPTY.
         slot.value.with_mut(|p| unsafe { (*p).write(value) });
-        // Release: pairs with the Acquire stamp load of the consumer that claims `pos`.
-        slot.stamp.store(self.lap(pos) | FULL, Ordering::Release);
+        // Release: pairs with the Acquire stamp load of the consumer that claims the position.
+        slot.stamp.store(lap | FULL, Ordering::Release);
     }
 
     /// Marks the claimed position `pos` as carrying no item.
@@ -606,29 +635,43 @@ impl<T> Shared<T> {
     #[inline(always)]
     unsafe fn take_slot(&self, pos: usize) -> Option<T> {
         let slot = self.slot(pos);
+        let lap = self.lap(pos);
         // Relaxed: we already loaded this value with Acquire; only we can change it now.
         let state = slot.stamp.load(Ordering::Relaxed) & STATE;
-        let value = if state == FULL {
-            // SAFETY: FULL means the producer initialised the value (made visible by the
-            // caller's Acquire load), and owning the position means nobody else reads it.
-            Some(slot.value.with(|p| unsafe { (*p).assume_init_read() }))
+        if state == FULL {
+            // SAFETY: the caller owns `pos` and saw FULL with Acquire: `empty_slot`'s contract.
+            Some(unsafe { self.empty_slot(slot, lap) })
         } else {
             debug_assert_eq!(state, HOLE);
             SideStats::add(&self.holes.passed, 1);
+            self.release_slot(slot, lap);
             None
-        };
-        self.release_slot(pos);
+        }
+    }
+
+    /// Moves the item out of `slot`, which serves a position of lap `lap`, and frees the slot
+    /// for the next lap.
+    ///
+    /// # Safety
+    /// The caller owns that position as its consumer and saw the stamp `lap | FULL` with
+    /// Acquire.
+    #[inline(always)]
+    unsafe fn empty_slot(&self, slot: &Slot<T>, lap: usize) -> T {
+        // SAFETY: FULL means the producer initialised the value (made visible by the caller's
+        // Acquire load), and owning the position means nobody else reads it.
+        let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+        self.release_slot(slot, lap);
         value
     }
 
-    /// Frees the slot of position `pos` (already emptied) for the producer of the next lap.
+    /// Frees `slot` (already emptied), which served a position of lap `lap`, for the producer
+    /// of the next lap.
     #[inline(always)]
-    fn release_slot(&self, pos: usize) {
+    fn release_slot(&self, slot: &Slot<T>, lap: usize) {
         // Release: pairs with the Acquire stamp load of the producer of the next lap, so our
         // read of the value happens before its write.
-        self.slot(pos)
-            .stamp
-            .store(self.lap(pos).wrapping_add(self.one_lap), Ordering::Release);
+        slot.stamp
+            .store(lap.wrapping_add(self.one_lap), Ordering::Release);
     }
 
     /// Waits (unbounded) until the stamp of `pos`'s slot satisfies `ready`; returns it. For the
@@ -737,12 +780,47 @@ pub struct Producer<T> {
 
 impl<T> Producer<T> {
     /// `try_push` without the metrics, for the retries of blocking calls.
+    ///
+    /// The fast path is `claim_push(1)` for its common case, written out: the slot at `tail`
+    /// is free for this lap and the first CAS wins. Anything else (a full ring, a stale `tail`,
+    /// a lost or spurious CAS failure) goes the general way,
+    /// [`try_push_slow`](Self::try_push_slow).
     #[inline(always)]
     fn try_push_quiet(&self, value: T) -> Result<(), TryPushError<T>> {
         let s = &*self.shared;
         if s.consumers_gone() {
             return Err(TryPushError::Disconnected(value));
         }
+        // Relaxed: as in `claim_push` (the stamp, not the counter, orders the data).
+        let tail = s.tail.load(Ordering::Relaxed);
+        let lap = s.lap(tail);
+        let slot = s.slot(tail);
+        // Acquire: as in `claim_push`, pairs with the Release store of the consumer that freed
+        // the slot (`release_slot`). Relaxed CAS: ownership only, as every CAS on `tail`.
+        if slot.stamp.load(Ordering::Acquire) == lap | EMPTY
+            && s.tail
+                .compare_exchange_weak(
+                    tail,
+                    s.next_in_lap(tail, lap),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            // SAFETY: the CAS made us the producer of `tail`, whose stamp we saw `lap | EMPTY`
+            // with Acquire just before.
+            unsafe { s.fill_slot(slot, lap, value) };
+            s.notify_consumers(1);
+            return Ok(());
+        }
+        self.try_push_slow(value)
+    }
+
+    /// The general single-item push: `claim_push(1)`, which waits a bounded time for a peer
+    /// mid-way through the slot and tells a full ring from a stale `tail`.
+    #[inline(never)]
+    fn try_push_slow(&self, value: T) -> Result<(), TryPushError<T>> {
+        let s = &*self.shared;
         let Some((pos, _, _)) = s.claim_push(1) else {
             return Err(TryPushError::Full(value));
         };
@@ -1232,8 +1310,44 @@ impl<T> Consumer<T> {
     }
 
     /// `try_pop` without the metrics.
+    ///
+    /// The fast path is `claim_pop(1)` for its common case, written out: the slot at `head`
+    /// holds this lap's item and the first CAS wins. Anything else (an empty ring, a hole, a
+    /// stale `head`, a lost or spurious CAS failure) goes the general way,
+    /// [`try_pop_slow`](Self::try_pop_slow). Holes only come from `push_iter`'s unfilled
+    /// claims, so they are rare.
     #[inline(always)]
     fn try_pop_quiet(&self) -> Result<T, TryPopError> {
+        let s = &*self.shared;
+        // Relaxed: as in `claim_pop` (the stamp, not the counter, orders the data).
+        let head = s.head.load(Ordering::Relaxed);
+        let lap = s.lap(head);
+        let slot = s.slot(head);
+        // Acquire: as in `claim_pop`, pairs with the Release store of the producer that filled
+        // the slot (`fill_slot`). Relaxed CAS: ownership only, as every CAS on `head`.
+        if slot.stamp.load(Ordering::Acquire) == lap | FULL
+            && s.head
+                .compare_exchange_weak(
+                    head,
+                    s.next_in_lap(head, lap),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            // SAFETY: the CAS made us the consumer of `head`, whose stamp we saw `lap | FULL`
+            // with Acquire just before.
+            let value = unsafe { s.empty_slot(slot, lap) };
+            s.notify_producers(1);
+            return Ok(value);
+        }
+        self.try_pop_slow()
+    }
+
+    /// The general single-item pop: `take(1)`, which passes over holes, waits a bounded time
+    /// for a producer mid-way through the front slot, and tells `Empty` from `Disconnected`.
+    #[inline(never)]
+    fn try_pop_slow(&self) -> Result<T, TryPopError> {
         loop {
             let mut out = None;
             match self.take(1, |v| out = Some(v)) {
@@ -1615,6 +1729,51 @@ mod tests {
         // The hole positions are reusable.
         assert_eq!(tx.push_slice(&[5, 6, 7, 8]), 4);
         assert_eq!(rx.try_pop(), Ok(5));
+    }
+
+    #[test]
+    fn single_pops_pass_over_holes() {
+        // The single-item pop's fast path only takes FULL slots; holes at the front must send
+        // it the general way, which passes over them, for `try_pop` and for `pop` alike.
+        struct Two<I>(I);
+        impl<I: Iterator> Iterator for Two<I> {
+            type Item = I::Item;
+            fn next(&mut self) -> Option<I::Item> {
+                self.0.next()
+            }
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                (2, Some(2))
+            }
+        }
+        let (tx, rx) = channel::<u32>(4);
+        let other = tx.clone();
+        for round in 0..3u32 {
+            let mut first = true;
+            let src = std::iter::from_fn(|| {
+                if std::mem::take(&mut first) {
+                    other.try_push(10 * round).unwrap();
+                    other.try_push(10 * round + 1).unwrap();
+                }
+                None
+            });
+            // Claims two positions, then another producer fills the two after them, so the
+            // claim cannot be given back. Positions: hole, hole, 10r, 10r + 1.
+            assert_eq!(tx.push_iter(Two(src)), 0);
+            assert_eq!(tx.len(), 2);
+            let front = if round == 1 {
+                rx.pop().map_err(|_| TryPopError::Disconnected)
+            } else {
+                rx.try_pop()
+            };
+            assert_eq!(front, Ok(10 * round), "round {round}");
+            assert_eq!(rx.try_pop(), Ok(10 * round + 1));
+            assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+        }
+        let m = rx.metrics();
+        assert_eq!((m.pushed, m.popped, m.depth), (6, 6, 0));
+        // Every slot is reusable afterwards.
+        assert_eq!(tx.push_slice(&[1, 2, 3, 4]), 4);
+        assert_eq!(rx.try_pop(), Ok(1));
     }
 
     #[test]
