@@ -285,6 +285,9 @@ impl Builder {
 /// the array 8x larger and batch scans touch 8x more lines. Whether padding pays on this
 /// machine could not be settled (the shared 2-core box ran at load 10-13 during the attempt,
 /// and 2-thread spin benchmarks measured the scheduler, not the ring); left to the benchmarks.
+// Slots are not padded: measured with `RUSTFLAGS="--cfg weir_pad_slots"` (each slot on its own
+// 128-byte pair of lines, the prefetcher's unit), see docs/benchmarks.md, "Slot padding".
+#[cfg_attr(weir_pad_slots, repr(align(128)))]
 struct Slot<T> {
     /// `lap | state` (see the module docs). Written with Release by the owner of the position,
     /// read with Acquire by whoever wants to claim it next.
