@@ -427,7 +427,7 @@ fn slow_consumer_run(
 }
 
 /// A slow consumer must not cost one wake-up per item: a parked producer is woken only once a
-/// quarter of the ring (the default threshold) is free, so it refills in bursts.
+/// half of the ring (the default threshold) is free, so it refills in bursts.
 #[test]
 #[cfg_attr(
     miri,
@@ -436,9 +436,9 @@ fn slow_consumer_run(
 fn slow_consumer_does_not_cost_a_wake_per_item() {
     let items = if cfg!(miri) { 100 } else { 3_000 };
     let m = slow_consumer_run(items, 64, None, true);
-    // The ideal is popped / 16 (the default threshold on 64 slots); allow 4x that.
+    // The ideal is popped / 32 (the default threshold on 64 slots); allow 4x that.
     assert!(
-        m.producer_wakeups * 4 <= m.popped,
+        m.producer_wakeups * 8 <= m.popped,
         "{} wake-ups for {} items",
         m.producer_wakeups,
         m.popped
