@@ -86,6 +86,18 @@ pub const DEFAULT_SPINS: u32 = 2048;
 /// Yields of the default strategy, after the spins.
 pub const DEFAULT_YIELDS: u32 = 8;
 
+impl WaitStrategy {
+    /// Whether a wait under this strategy starts by spinning.
+    #[inline]
+    pub(crate) fn spins_first(self) -> bool {
+        match self {
+            WaitStrategy::BusySpin => true,
+            WaitStrategy::SpinThenPark { spins, .. } => spins > 0,
+            WaitStrategy::Yield | WaitStrategy::Park => false,
+        }
+    }
+}
+
 impl Default for WaitStrategy {
     fn default() -> Self {
         WaitStrategy::SpinThenPark {
