@@ -480,8 +480,9 @@ impl<T> Producer<T> {
         if self.tail == self.limit && self.reload_limit() == 0 {
             return Err(TryPushError::Full(value));
         }
-        // SAFETY: room() > 0 means `tail - head < capacity`, so slot `tail` is outside
-        // `head .. tail`: it holds no item and the consumer does not read it until we publish.
+        // SAFETY: `tail != limit` (after a reload if needed) means `tail - head < capacity`, so
+        // slot `tail` is outside `head .. tail`: it holds no item and the consumer does not read
+        // it until we publish.
         self.shared
             .slot(self.tail)
             .with_mut(|p| unsafe { (*p).write(value) });
