@@ -208,7 +208,7 @@ impl Builder {
 /// Spins a blocking pop makes on its own path before it sets up a `Waiter` (see
 /// `Consumer::wait_ready`): about half a microsecond at ~28 ns per spin hint here. None under
 /// loom, where every retry multiplies the explored states (the `Waiter` keeps one there).
-const INLINE_SPINS: u32 = if cfg!(loom) { 0 } else { 16 };
+const INLINE_SPINS: u32 = 16;
 
 /// What both handles share. Hot counters and events each on their own line; the fields below
 /// them are read-only after construction (the `closed` flags change once, at drop), so they share
@@ -925,7 +925,7 @@ impl<T> Consumer<T> {
                 // ~30 ns per hop (weir's blocking RTT p50 120 ns against 90 ns for try + spin,
                 // measured in the harness). Only for strategies that spin anyway and without
                 // a deadline (a deadline is checked by the `Waiter`).
-                if deadline.is_none() && self.shared.consumer_wait.spins_first() {
+                if !cfg!(loom) && deadline.is_none() && self.shared.consumer_wait.spins_first() {
                     for _ in 0..INLINE_SPINS {
                         spin_loop();
                         match self.ready_or_err(1) {

@@ -179,6 +179,7 @@ pub(crate) fn init_barriers() {
 
 /// The longest a waiter sleeps between re-checks when the kernel refused membarrier (see the
 /// module docs): the bound on a missed wake-up in that mode.
+#[cfg_attr(not(all(target_os = "linux", not(loom), not(miri))), allow(dead_code))]
 pub(crate) const DEGRADED_RECHECK: Duration = Duration::from_millis(1);
 
 /// The bound on one sleep that the barrier mode imposes: `None` where the barrier pair is exact

@@ -15,6 +15,8 @@
 
 #![cfg(loom)]
 
+mod loom_support;
+
 use loom::thread;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,23 +38,7 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn model_bounded(name: &str, bound: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(bound);
-    }
-    let bound = builder.preemption_bound;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counter = runs.clone();
-    let start = std::time::Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} interleavings explored, preemption bound {bound:?}, {:.1} s",
-        runs.load(Ordering::Relaxed),
-        start.elapsed().as_secs_f64()
-    );
+    loom_support::model_bounded(name, bound, f);
 }
 
 fn ring(cap: usize) -> (Producer<u32>, Consumer<u32>) {

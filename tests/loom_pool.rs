@@ -16,9 +16,10 @@
 
 #![cfg(loom)]
 
+mod loom_support;
+
 use loom::sync::{Arc, Mutex};
 use loom::thread;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use weir::__loom_scaling::{HighWaterEdge, Marks, ScaleClock};
 use weir::mpmc;
@@ -29,23 +30,7 @@ use weir::mpmc;
 const BOUND: usize = 3;
 
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(BOUND);
-    }
-    let bound = builder.preemption_bound;
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = runs.clone();
-    let start = Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} interleavings explored, preemption bound {bound:?}, {:.1} s",
-        runs.load(Ordering::Relaxed),
-        start.elapsed().as_secs_f64()
-    );
+    loom_support::model_bounded(name, BOUND, f);
 }
 
 /// The supervisor's mutex-protected state, as in the pool: a submit that raised the flag sets

@@ -17,6 +17,8 @@
 
 #![cfg(loom)]
 
+mod loom_support;
+
 use loom::thread;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,28 +28,9 @@ use weir::{PopError, WaitStrategy};
 /// The preemption bound used unless the environment overrides it.
 const DEFAULT_PREEMPTIONS: usize = 4;
 
-/// Runs `f` under loom and prints the number of executions explored.
-fn model<F>(name: impl std::fmt::Display, f: F)
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    let mut builder = loom::model::Builder::new();
-    if std::env::var_os("WEIR_LOOM_UNBOUNDED").is_some() {
-        builder.preemption_bound = None;
-    } else if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
-    }
-    let bound = builder.preemption_bound;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counter = runs.clone();
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} executions (preemption bound {bound:?})",
-        runs.load(Ordering::Relaxed)
-    );
+/// Runs `f` under loom at [`DEFAULT_PREEMPTIONS`] (see `loom_support`).
+fn model(name: impl std::fmt::Display, f: impl Fn() + Sync + Send + 'static) {
+    loom_support::model_bounded(name, DEFAULT_PREEMPTIONS, f);
 }
 
 fn spin_then_park() -> WaitStrategy {
