@@ -104,7 +104,7 @@ use crate::error::{
 };
 use crate::metrics::{RingMetrics, SideStats};
 use crate::sync::{spin_loop, yield_now, Arc, AtomicUsize, Ordering, StatU64, UnsafeCell};
-use crate::wait::{init_barriers, light_barrier, Event, WaitStrategy, Waiter};
+use crate::wait::{init_barriers, light_barrier, Event, WaitStrategy, Waiter, INLINE_SPINS};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -1432,6 +1432,17 @@ impl<T> Consumer<T> {
     ) -> Result<R, PopTimeoutError> {
         let s = &*self.shared;
         SideStats::add(&s.consumer_stats.contended, 1);
+        // A short wait is resolved without a `Waiter` (see `INLINE_SPINS`).
+        if !cfg!(loom) && deadline.is_none() && s.consumer_wait.spins_first() {
+            for _ in 0..INLINE_SPINS {
+                spin_loop();
+                match attempt() {
+                    Ok(r) => return Ok(r),
+                    Err(TryPopError::Disconnected) => return Err(PopTimeoutError::Disconnected),
+                    Err(TryPopError::Empty) => {}
+                }
+            }
+        }
         let mut waiter = Waiter::new(s.consumer_wait, deadline, None);
         let out = loop {
             match attempt() {

@@ -33,7 +33,9 @@ use crate::error::{
 };
 use crate::metrics::{RingMetrics, SideStats};
 use crate::sync::{spin_loop, Arc, AtomicBool, AtomicUsize, Ordering};
-use crate::wait::{init_barriers, light_barrier, Event, SpinBudget, WaitStrategy, Waiter};
+use crate::wait::{
+    init_barriers, light_barrier, Event, SpinBudget, WaitStrategy, Waiter, INLINE_SPINS,
+};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -204,11 +206,6 @@ impl Builder {
         Ok((producer, consumer))
     }
 }
-
-/// Spins a blocking pop makes on its own path before it sets up a `Waiter` (see
-/// `Consumer::wait_ready`): about half a microsecond at ~28 ns per spin hint here. None under
-/// loom, where every retry multiplies the explored states (the `Waiter` keeps one there).
-const INLINE_SPINS: u32 = 16;
 
 /// What both handles share. Hot counters and events each on their own line; the fields below
 /// them are read-only after construction (the `closed` flags change once, at drop), so they share
@@ -920,11 +917,8 @@ impl<T> Consumer<T> {
             Err(TryPopError::Disconnected) => Err(PopTimeoutError::Disconnected),
             Err(TryPopError::Empty) => {
                 SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
-                // A short wait (a ping-pong hop) is resolved here, on the caller's own path:
-                // setting up the `Waiter` and tearing it down after the item arrived costs
-                // ~30 ns per hop (weir's blocking RTT p50 120 ns against 90 ns for try + spin,
-                // measured in the harness). Only for strategies that spin anyway and without
-                // a deadline (a deadline is checked by the `Waiter`).
+                // A short wait (a ping-pong hop) is resolved here, on the caller's own path,
+                // without a `Waiter` (see `INLINE_SPINS`).
                 if !cfg!(loom) && deadline.is_none() && self.shared.consumer_wait.spins_first() {
                     for _ in 0..INLINE_SPINS {
                         spin_loop();
