@@ -104,7 +104,7 @@ use crate::error::{
 };
 use crate::metrics::{RingMetrics, SideStats};
 use crate::sync::{spin_loop, yield_now, Arc, AtomicUsize, Ordering, StatU64, UnsafeCell};
-use crate::wait::{init_barriers, light_barrier, Event, WaitStrategy, Waiter, INLINE_SPINS};
+use crate::wait::{init_barriers, light_barrier, spin_briefly, Event, WaitStrategy, Waiter};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -1432,16 +1432,14 @@ impl<T> Consumer<T> {
     ) -> Result<R, PopTimeoutError> {
         let s = &*self.shared;
         SideStats::add(&s.consumer_stats.contended, 1);
-        // A short wait is resolved without a `Waiter` (see `INLINE_SPINS`).
-        if !cfg!(loom) && deadline.is_none() && s.consumer_wait.spins_first() {
-            for _ in 0..INLINE_SPINS {
-                spin_loop();
-                match attempt() {
-                    Ok(r) => return Ok(r),
-                    Err(TryPopError::Disconnected) => return Err(PopTimeoutError::Disconnected),
-                    Err(TryPopError::Empty) => {}
-                }
-            }
+        // A short wait is resolved without a `Waiter`.
+        let quick = spin_briefly(s.consumer_wait, deadline, || match attempt() {
+            Ok(r) => Some(Ok(r)),
+            Err(TryPopError::Disconnected) => Some(Err(PopTimeoutError::Disconnected)),
+            Err(TryPopError::Empty) => None,
+        });
+        if let Some(done) = quick {
+            return done;
         }
         let mut waiter = Waiter::new(s.consumer_wait, deadline, None);
         let out = loop {

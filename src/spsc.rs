@@ -32,9 +32,9 @@ use crate::error::{
     TryPushError,
 };
 use crate::metrics::{RingMetrics, SideStats};
-use crate::sync::{spin_loop, Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::wait::{
-    init_barriers, light_barrier, Event, SpinBudget, WaitStrategy, Waiter, INLINE_SPINS,
+    init_barriers, light_barrier, spin_briefly, Event, SpinBudget, WaitStrategy, Waiter,
 };
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -917,21 +917,15 @@ impl<T> Consumer<T> {
             Err(TryPopError::Disconnected) => Err(PopTimeoutError::Disconnected),
             Err(TryPopError::Empty) => {
                 SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
-                // A short wait (a ping-pong hop) is resolved here, on the caller's own path,
-                // without a `Waiter` (see `INLINE_SPINS`).
-                if !cfg!(loom) && deadline.is_none() && self.shared.consumer_wait.spins_first() {
-                    for _ in 0..INLINE_SPINS {
-                        spin_loop();
-                        match self.ready_or_err(1) {
-                            Ok(n) => return Ok(n),
-                            Err(TryPopError::Disconnected) => {
-                                return Err(PopTimeoutError::Disconnected)
-                            }
-                            Err(TryPopError::Empty) => {}
-                        }
-                    }
-                }
-                self.wait_ready_slow(deadline)
+                // A short wait (a ping-pong hop) is resolved on the caller's own path, without
+                // a `Waiter`.
+                let strategy = self.shared.consumer_wait;
+                let quick = spin_briefly(strategy, deadline, || match self.ready_or_err(1) {
+                    Ok(n) => Some(Ok(n)),
+                    Err(TryPopError::Disconnected) => Some(Err(PopTimeoutError::Disconnected)),
+                    Err(TryPopError::Empty) => None,
+                });
+                quick.unwrap_or_else(|| self.wait_ready_slow(deadline))
             }
         }
     }
