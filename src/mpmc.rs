@@ -365,6 +365,31 @@ impl<T> Shared<T> {
         pos - (pos & self.index_mask)
     }
 
+    /// The single-item fast claim on `counter` (`tail` for a push, `head` for a pop): the
+    /// position it shows, if its slot's stamp is `lap | state` (`EMPTY` for a producer, `FULL`
+    /// for a consumer) and the first CAS to the next position wins. Returns the slot and the
+    /// lap; `None` for everything else, which the general claims handle.
+    #[inline(always)]
+    fn claim_one(&self, counter: &AtomicUsize, state: usize) -> Option<(&Slot<T>, usize)> {
+        // Relaxed: as in `claim_push`/`claim_pop` (the stamp, not the counter, orders the data).
+        let pos = counter.load(Ordering::Relaxed);
+        let lap = self.lap(pos);
+        let slot = self.slot(pos);
+        // Acquire: as in the general claims, pairs with the Release stamp store of the side that
+        // last owned the slot (`release_slot` for a producer, `fill_slot` for a consumer).
+        // Relaxed CAS: ownership only, as every CAS on the counters.
+        let won = slot.stamp.load(Ordering::Acquire) == lap | state
+            && counter
+                .compare_exchange_weak(
+                    pos,
+                    self.next_in_lap(pos, lap),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        won.then_some((slot, lap))
+    }
+
     /// The position after `pos`.
     #[inline(always)]
     fn next(&self, pos: usize) -> usize {
@@ -794,24 +819,9 @@ impl<T> Producer<T> {
         if s.consumers_gone() {
             return Err(TryPushError::Disconnected(value));
         }
-        // Relaxed: as in `claim_push` (the stamp, not the counter, orders the data).
-        let tail = s.tail.load(Ordering::Relaxed);
-        let lap = s.lap(tail);
-        let slot = s.slot(tail);
-        // Acquire: as in `claim_push`, pairs with the Release store of the consumer that freed
-        // the slot (`release_slot`). Relaxed CAS: ownership only, as every CAS on `tail`.
-        if slot.stamp.load(Ordering::Acquire) == lap | EMPTY
-            && s.tail
-                .compare_exchange_weak(
-                    tail,
-                    s.next_in_lap(tail, lap),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            // SAFETY: the CAS made us the producer of `tail`, whose stamp we saw `lap | EMPTY`
-            // with Acquire just before.
+        if let Some((slot, lap)) = s.claim_one(&s.tail, EMPTY) {
+            // SAFETY: `claim_one` made us the producer of that position, whose stamp it saw
+            // `lap | EMPTY` with Acquire.
             unsafe { s.fill_slot(slot, lap, value) };
             s.notify_consumers(1);
             return Ok(());
@@ -1322,24 +1332,9 @@ impl<T> Consumer<T> {
     #[inline(always)]
     fn try_pop_quiet(&self) -> Result<T, TryPopError> {
         let s = &*self.shared;
-        // Relaxed: as in `claim_pop` (the stamp, not the counter, orders the data).
-        let head = s.head.load(Ordering::Relaxed);
-        let lap = s.lap(head);
-        let slot = s.slot(head);
-        // Acquire: as in `claim_pop`, pairs with the Release store of the producer that filled
-        // the slot (`fill_slot`). Relaxed CAS: ownership only, as every CAS on `head`.
-        if slot.stamp.load(Ordering::Acquire) == lap | FULL
-            && s.head
-                .compare_exchange_weak(
-                    head,
-                    s.next_in_lap(head, lap),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            // SAFETY: the CAS made us the consumer of `head`, whose stamp we saw `lap | FULL`
-            // with Acquire just before.
+        if let Some((slot, lap)) = s.claim_one(&s.head, FULL) {
+            // SAFETY: `claim_one` made us the consumer of that position, whose stamp it saw
+            // `lap | FULL` with Acquire.
             let value = unsafe { s.empty_slot(slot, lap) };
             s.notify_producers(1);
             return Ok(value);
