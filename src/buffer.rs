@@ -4,8 +4,8 @@ use crate::error::CapacityError;
 use crate::sync::UnsafeCell;
 use std::mem::{size_of, MaybeUninit};
 
-/// A slot that may or may not hold an item. Which slots hold one is known only from the ring's
-/// counters; the slot itself keeps no flag.
+/// A slot that may or may not hold an item. Which slots hold one is known from the ring's
+/// counters (or from a stamp kept next to the slot, see `spsc::Stamped` and `mpmc`).
 pub(crate) type Slot<T> = UnsafeCell<MaybeUninit<T>>;
 
 /// The number of slots of type `S` for a ring of exact `capacity`: the next power of two, so
@@ -31,19 +31,6 @@ pub(crate) fn slot_count<S>(capacity: usize) -> Result<usize, CapacityError> {
 /// Allocates `len` slots, each built by `init(index)`.
 pub(crate) fn alloc_slots<S>(len: usize, init: impl FnMut(usize) -> S) -> Box<[S]> {
     (0..len).map(init).collect()
-}
-
-/// Allocates `len` empty slots. O(1) for zero-sized `T` (nothing is allocated or touched).
-pub(crate) fn alloc_empty<T>(len: usize) -> Box<[Slot<T>]> {
-    #[cfg(not(loom))]
-    {
-        let raw = Box::<[Slot<T>]>::new_uninit_slice(len);
-        // SAFETY: `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, both `repr(transparent)` over
-        // `MaybeUninit<T>`, for which every bit pattern (uninitialised included) is valid.
-        unsafe { raw.assume_init() }
-    }
-    #[cfg(loom)]
-    alloc_slots(len, |_| UnsafeCell::new(MaybeUninit::uninit()))
 }
 
 #[cfg(test)]

@@ -23,10 +23,20 @@
 //! Acquire before overwriting the slot (the pair that returns a slot). Parking and waking use
 //! the protocol in [`crate::wait`].
 //!
+//! **Flavours.** The ring comes in two flavours, a type parameter ([`Readiness`]): [`Indexed`]
+//! (the default, described above) and [`Stamped`], in which each slot also holds a stamp, the
+//! sequence number of its item plus one, written by the producer (Release) after the item and
+//! after `tail`. A single pop in the `Stamped` flavour loads the stamp of the slot it is about to
+//! read (Acquire) instead of `tail`, so one cache line crosses per item instead of two; batch
+//! pops still read `tail`. Stamps go after `tail` so that `head` never passes `tail`.
+//! [`Builder::build_stamped`] builds one.
+//!
 //! **Progress.** `try_push`/`try_pop` and their batch forms are wait-free: a bounded number of
 //! steps, whatever the other thread does.
 
-use crate::buffer::{alloc_empty, slot_count, Slot};
+mod readiness;
+
+use crate::buffer::{slot_count, Slot};
 use crate::error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
     TryPushError,
@@ -39,6 +49,9 @@ use crate::wait::{
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::{Duration, Instant};
+
+use readiness::Cell;
+pub use readiness::{Indexed, Readiness, Stamped};
 
 /// How often a thread parked behind a wake-up threshold re-checks on its own (see
 /// [`Builder::producer_wake_threshold`]).
@@ -163,9 +176,38 @@ impl Builder {
         self
     }
 
-    /// Builds the ring.
+    /// Builds the ring, [`Indexed`] (the default flavour: zero-copy
+    /// [`read_chunk`](Consumer::read_chunk)).
     pub fn build<T>(self) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
-        let slots = slot_count::<Slot<T>>(self.capacity)?;
+        self.build_flavour()
+    }
+
+    /// Builds a [`Stamped`] ring: readiness is stamped in each slot, so a single item crosses
+    /// between the cores as one cache line instead of two (lower round-trip latency and higher
+    /// single-item throughput), at the price of `read_chunk` (batch pops copy out) and one
+    /// `usize` per slot. Same API and guarantees otherwise.
+    ///
+    /// ```
+    /// use weir::spsc::{Builder, Consumer, Producer, Stamped};
+    /// let (mut tx, mut rx): (Producer<u64, Stamped>, Consumer<u64, Stamped>) =
+    ///     Builder::new(1024).build_stamped()?;
+    /// tx.try_push(7).unwrap();
+    /// assert_eq!(rx.try_pop(), Ok(7));
+    /// # Ok::<(), weir::CapacityError>(())
+    /// ```
+    #[allow(clippy::type_complexity)] // the pair of handles, spelled out for the docs
+    pub fn build_stamped<T>(
+        self,
+    ) -> Result<(Producer<T, Stamped>, Consumer<T, Stamped>), CapacityError> {
+        self.build_flavour()
+    }
+
+    /// Builds a ring of either flavour, named by its type parameter.
+    #[allow(clippy::type_complexity)] // as above
+    pub fn build_flavour<T, R: Readiness>(
+        self,
+    ) -> Result<(Producer<T, R>, Consumer<T, R>), CapacityError> {
+        let slots = slot_count::<Cell<T, R::Stamp>>(self.capacity)?;
         init_barriers();
         let capacity = self.capacity;
         let producer_threshold = self
@@ -180,7 +222,7 @@ impl Builder {
             consumer_event: CachePadded::new(Event::new()),
             producer_stats: CachePadded::new(SideStats::default()),
             consumer_stats: CachePadded::new(SideStats::default()),
-            buffer: alloc_empty(slots),
+            buffer: R::alloc(slots, self.start),
             mask: slots - 1,
             capacity,
             producer_threshold,
@@ -210,7 +252,7 @@ impl Builder {
 /// What both handles share. Hot counters and events each on their own line; the fields below
 /// them are read-only after construction (the `closed` flags change once, at drop), so they share
 /// a line that stays in both cores' caches.
-struct Shared<T> {
+struct Shared<T, R: Readiness> {
     tail: CachePadded<AtomicUsize>,
     head: CachePadded<AtomicUsize>,
     /// The producer sleeps here when the ring is full; the consumer wakes it.
@@ -219,7 +261,7 @@ struct Shared<T> {
     consumer_event: CachePadded<Event>,
     producer_stats: CachePadded<SideStats>,
     consumer_stats: CachePadded<SideStats>,
-    buffer: Box<[Slot<T>]>,
+    buffer: Box<[Cell<T, R::Stamp>]>,
     mask: usize,
     capacity: usize,
     producer_threshold: usize,
@@ -233,22 +275,50 @@ struct Shared<T> {
 }
 
 // SAFETY: the slots are only accessed under the counter protocol: a slot between `head` and
-// `tail` belongs to the consumer, any other to the producer, and each handle is owned by one
+// `tail` (or marked by its stamp, in the `Stamped` flavour) belongs to the consumer, any other to
+// the producer, and each handle is owned by one
 // thread at a time. Items cross threads, so `T: Send` is required; no `&T` is ever shared
 // between threads (peek needs `&mut Consumer`), so `T: Sync` is not.
-unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send, R: Readiness> Send for Shared<T, R> {}
 // SAFETY: as above; `&Shared` only gives access to atomics and to slots through the protocol.
-unsafe impl<T: Send> Sync for Shared<T> {}
+unsafe impl<T: Send, R: Readiness> Sync for Shared<T, R> {}
 
-impl<T> Shared<T> {
-    /// The slot of sequence number `seq`.
+impl<T, R: Readiness> Shared<T, R> {
+    /// The slot (item and stamp) of sequence number `seq`.
     #[inline(always)]
-    fn slot(&self, seq: usize) -> &Slot<T> {
+    fn cell(&self, seq: usize) -> &Cell<T, R::Stamp> {
         let index = seq & self.mask;
         debug_assert!(index < self.buffer.len());
         // SAFETY: `mask == buffer.len() - 1` and the length is a power of two, so the index is in
         // bounds (checked above in debug builds).
         unsafe { self.buffer.get_unchecked(index) }
+    }
+
+    /// The item cell of sequence number `seq`.
+    #[inline(always)]
+    fn slot(&self, seq: usize) -> &Slot<T> {
+        &self.cell(seq).value
+    }
+
+    /// The buffer as an array of `T`, for the contiguous (`memcpy`, slice) paths of the
+    /// [`Indexed`] flavour. `None` for [`Stamped`], whose slots interleave stamps.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn items_ptr(&self) -> Option<*mut T> {
+        if R::IN_SLOT {
+            return None;
+        }
+        // `Cell<T, ()>` is `repr(C)` with the item first and a zero-sized stamp: the same size
+        // and alignment as `T`, so the slots are an array of `T` (see `readiness::Cell`);
+        // checked at compile time for every flavour that does not stamp its slots.
+        const {
+            assert!(
+                R::IN_SLOT
+                    || (std::mem::size_of::<Cell<T, R::Stamp>>() == std::mem::size_of::<T>()
+                        && std::mem::align_of::<Cell<T, R::Stamp>>() == std::mem::align_of::<T>())
+            )
+        };
+        Some(self.buffer.as_ptr() as *mut T)
     }
 
     /// The contiguous runs of slots that `n` sequence numbers from `seq` occupy: `(index of
@@ -270,10 +340,9 @@ impl<T> Shared<T> {
         T: Copy,
     {
         #[cfg(not(loom))]
-        {
+        if let Some(base) = self.items_ptr() {
             let (start, first) = self.runs(seq, items.len());
-            let base = self.buffer.as_ptr() as *mut T;
-            // SAFETY: `Slot<T>` has the layout of `T`; `start + first <= buffer.len()` and
+            // SAFETY: the slots are an array of `T` (`items_ptr`); `start + first <= buffer.len()` and
             // `items.len() - first <= start` (the runs do not overlap, since
             // `items.len() <= capacity <= buffer.len()`); the slots are free and ours (caller),
             // and writing through the cells' shared pointer is what `UnsafeCell` allows.
@@ -281,10 +350,12 @@ impl<T> Shared<T> {
                 std::ptr::copy_nonoverlapping(items.as_ptr(), base.add(start), first);
                 std::ptr::copy_nonoverlapping(items.as_ptr().add(first), base, items.len() - first);
             }
+            return;
         }
-        #[cfg(loom)]
+        // Stamped slots (and loom, which must see each cell access): one slot at a time.
         for (k, item) in items.iter().enumerate() {
-            // SAFETY: the caller owns the free slot (loom checks the cell accesses).
+            // SAFETY: the caller owns the `items.len()` free slots from `seq` (loom checks the
+            // cell accesses).
             self.slot(seq.wrapping_add(k))
                 .with_mut(|p| unsafe { (*p).write(*item) });
         }
@@ -299,9 +370,8 @@ impl<T> Shared<T> {
     unsafe fn move_out(&self, seq: usize, n: usize, out: &mut Vec<T>) {
         debug_assert!(out.capacity() - out.len() >= n);
         #[cfg(not(loom))]
-        {
+        if let Some(base) = self.items_ptr() {
             let (start, first) = self.runs(seq, n);
-            let base = self.buffer.as_ptr() as *const T;
             let len = out.len();
             // SAFETY: as in `copy_in` for the slots; the destination is `out`'s spare capacity
             // (caller); a bitwise copy is a move, since the slots count as empty once the head
@@ -312,10 +382,12 @@ impl<T> Shared<T> {
                 std::ptr::copy_nonoverlapping(base, dst.add(first), n - first);
                 out.set_len(len + n);
             }
+            return;
         }
-        #[cfg(loom)]
+        // Stamped slots (and loom): one slot at a time.
         for k in 0..n {
-            // SAFETY: the caller owns the initialised item and never reads the slot again.
+            // SAFETY: the caller owns the initialised items of the `n` slots from `seq` and never
+            // reads them again.
             let value = self
                 .slot(seq.wrapping_add(k))
                 .with(|p| unsafe { (*p).assume_init_read() });
@@ -346,7 +418,7 @@ impl<T> Shared<T> {
     }
 }
 
-impl<T> Drop for Shared<T> {
+impl<T, R: Readiness> Drop for Shared<T, R> {
     fn drop(&mut self) {
         // Both handles are gone: `&mut self` is exclusive, and `Arc`'s drop ordered every
         // handle's last write before this point.
@@ -363,13 +435,13 @@ impl<T> Drop for Shared<T> {
 
 /// Drops the items of sequence numbers `next .. end`; if one item's `Drop` panics, the guard's
 /// own `Drop` goes on with the rest (like `Vec`'s), so none is leaked or dropped twice.
-struct DropRange<'a, T> {
-    shared: &'a Shared<T>,
+struct DropRange<'a, T, R: Readiness> {
+    shared: &'a Shared<T, R>,
     next: usize,
     end: usize,
 }
 
-impl<T> DropRange<'_, T> {
+impl<T, R: Readiness> DropRange<'_, T, R> {
     fn drop_all(&mut self) {
         while self.next != self.end {
             let seq = self.next;
@@ -384,7 +456,7 @@ impl<T> DropRange<'_, T> {
     }
 }
 
-impl<T> Drop for DropRange<'_, T> {
+impl<T, R: Readiness> Drop for DropRange<'_, T, R> {
     fn drop(&mut self) {
         self.drop_all();
     }
@@ -395,8 +467,8 @@ impl<T> Drop for DropRange<'_, T> {
 // ---------------------------------------------------------------------------------------------
 
 /// The writing half of an SPSC ring. `Send` (if `T: Send`), not `Clone`.
-pub struct Producer<T> {
-    shared: Arc<Shared<T>>,
+pub struct Producer<T, R: Readiness = Indexed> {
+    shared: Arc<Shared<T, R>>,
     /// Our own counter: we are its only writer, so this copy is always exact.
     tail: usize,
     /// The consumer's `head` as last seen, plus the capacity: we may write up to (not including)
@@ -406,7 +478,7 @@ pub struct Producer<T> {
     spin_budget: SpinBudget,
 }
 
-impl<T> Producer<T> {
+impl<T, R: Readiness> Producer<T, R> {
     /// Free slots, reloading the consumer's counter only when the cached bound shows fewer than
     /// `want` (batches want all the room there is, single pushes want one).
     #[inline(always)]
@@ -441,10 +513,20 @@ impl<T> Producer<T> {
         // A local: the compiler fence below makes the compiler reload what it reads from memory,
         // and this pointer is the same after it.
         let shared = &*self.shared;
-        self.tail = self.tail.wrapping_add(n);
+        let first = self.tail;
+        self.tail = first.wrapping_add(n);
         // Release: pairs with the consumer's Acquire load of `tail`; the slot writes before this
         // store are visible to it once it sees the new value.
         shared.tail.store(self.tail, Ordering::Release);
+        // Stamped flavour: the stamps, after `tail`, so that a consumer that learns of an item
+        // from its stamp never counts `head` past `tail` (for `len` and the metrics). A no-op
+        // loop, compiled away, for `Indexed`.
+        if R::IN_SLOT {
+            for k in 0..n {
+                let seq = first.wrapping_add(k);
+                R::mark(&shared.cell(seq).stamp, seq);
+            }
+        }
         light_barrier();
         if shared.consumer_event.has_waiters() {
             self.wake_consumer();
@@ -712,12 +794,12 @@ impl<T> Producer<T> {
 }
 
 /// Publishes the slots a batch wrote, also when the batch's source panics mid-way.
-struct PublishOnDrop<'a, T> {
-    producer: &'a mut Producer<T>,
+struct PublishOnDrop<'a, T, R: Readiness> {
+    producer: &'a mut Producer<T, R>,
     written: usize,
 }
 
-impl<T> Drop for PublishOnDrop<'_, T> {
+impl<T, R: Readiness> Drop for PublishOnDrop<'_, T, R> {
     fn drop(&mut self) {
         if self.written > 0 {
             self.producer.publish(self.written);
@@ -725,7 +807,7 @@ impl<T> Drop for PublishOnDrop<'_, T> {
     }
 }
 
-impl<T> Drop for Producer<T> {
+impl<T, R: Readiness> Drop for Producer<T, R> {
     fn drop(&mut self) {
         // SeqCst store, then the epoch bump in `wake_all`: a parked consumer either sees the
         // flag when it re-checks or sleeps on the old epoch and is woken (see `Event::wake_all`).
@@ -734,7 +816,7 @@ impl<T> Drop for Producer<T> {
     }
 }
 
-impl<T> fmt::Debug for Producer<T> {
+impl<T, R: Readiness> fmt::Debug for Producer<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
             .field("capacity", &self.capacity())
@@ -748,8 +830,8 @@ impl<T> fmt::Debug for Producer<T> {
 // ---------------------------------------------------------------------------------------------
 
 /// The reading half of an SPSC ring. `Send` (if `T: Send`), not `Clone`.
-pub struct Consumer<T> {
-    shared: Arc<Shared<T>>,
+pub struct Consumer<T, R: Readiness = Indexed> {
+    shared: Arc<Shared<T, R>>,
     /// Our own counter: we are its only writer, so this copy is always exact.
     head: usize,
     /// The producer's `tail` as last seen; never ahead of the real one.
@@ -758,7 +840,7 @@ pub struct Consumer<T> {
     spin_budget: SpinBudget,
 }
 
-impl<T> Consumer<T> {
+impl<T, R: Readiness> Consumer<T, R> {
     /// Items ready, reloading the producer's counter only when the cached one says empty.
     #[inline(always)]
     fn ready(&mut self) -> usize {
@@ -772,6 +854,16 @@ impl<T> Consumer<T> {
         let n = self.cached_tail.wrapping_sub(self.head);
         if n >= want {
             return n;
+        }
+        if R::IN_SLOT && want == 1 {
+            // Stamped flavour, single item (so `n == 0`): poll the slot we are about to read
+            // instead of the producer's `tail` line (see `Stamped`). The stamp is marked after
+            // the item is written (`is_marked` pairs the two).
+            if R::is_marked(&self.shared.cell(self.head).stamp, self.head) {
+                self.cached_tail = self.head.wrapping_add(1);
+                return 1;
+            }
+            return 0;
         }
         // Acquire: pairs with the producer's Release store of `tail`; its slot writes are
         // visible to our reads below.
@@ -833,7 +925,8 @@ impl<T> Consumer<T> {
     /// Moves the item of sequence `self.head` out. The caller has checked `ready() > 0`.
     #[inline(always)]
     fn take_front(&mut self) -> T {
-        // SAFETY: the caller saw `head < tail` (Acquire), so the slot holds an initialised item
+        // SAFETY: the caller saw `head < tail` or the slot's stamp marked for `head` (Acquire,
+        // pairing with the producer's Release store of either), so the slot holds an initialised item
         // that the producer will not touch until we publish a larger head.
         self.shared
             .slot(self.head)
@@ -1054,31 +1147,6 @@ impl<T> Consumer<T> {
         )
     }
 
-    /// A zero-copy view of up to `max` ready items, as two slices, consumed only by an explicit
-    /// [`ReadChunk::commit`]. Never blocks.
-    ///
-    /// ```
-    /// let (mut tx, mut rx) = weir::spsc::channel(4);
-    /// tx.push_slice(&[1, 2, 3]);
-    /// let chunk = rx.read_chunk(8).unwrap();
-    /// let (a, b) = chunk.as_slices();
-    /// assert_eq!(a.iter().chain(b).sum::<i32>(), 6);
-    /// chunk.commit(2); // consumes 1 and 2
-    /// assert_eq!(rx.try_pop(), Ok(3));
-    /// ```
-    #[cfg(not(loom))]
-    pub fn read_chunk(&mut self, max: usize) -> Result<ReadChunk<'_, T>, TryPopError> {
-        // `max(1)`: with max 0 a stale cache must still be reloaded before saying "empty".
-        let len = match self.ready_or_err(max.max(1)) {
-            Ok(n) => n.min(max),
-            Err(e) => return Err(self.count_empty(e)),
-        };
-        Ok(ReadChunk {
-            consumer: self,
-            len,
-        })
-    }
-
     /// The exact number of items the ring holds at most.
     pub fn capacity(&self) -> usize {
         self.shared.capacity
@@ -1110,7 +1178,36 @@ impl<T> Consumer<T> {
     }
 }
 
-impl<T> Drop for Consumer<T> {
+/// The zero-copy chunk API, for the [`Indexed`] flavour only: its ready items lie in at most
+/// two contiguous runs of `T`; [`Stamped`] slots interleave stamps.
+impl<T> Consumer<T, Indexed> {
+    /// A zero-copy view of up to `max` ready items, as two slices, consumed only by an explicit
+    /// [`ReadChunk::commit`]. Never blocks.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = weir::spsc::channel(4);
+    /// tx.push_slice(&[1, 2, 3]);
+    /// let chunk = rx.read_chunk(8).unwrap();
+    /// let (a, b) = chunk.as_slices();
+    /// assert_eq!(a.iter().chain(b).sum::<i32>(), 6);
+    /// chunk.commit(2); // consumes 1 and 2
+    /// assert_eq!(rx.try_pop(), Ok(3));
+    /// ```
+    #[cfg(not(loom))]
+    pub fn read_chunk(&mut self, max: usize) -> Result<ReadChunk<'_, T>, TryPopError> {
+        // `max(1)`: with max 0 a stale cache must still be reloaded before saying "empty".
+        let len = match self.ready_or_err(max.max(1)) {
+            Ok(n) => n.min(max),
+            Err(e) => return Err(self.count_empty(e)),
+        };
+        Ok(ReadChunk {
+            consumer: self,
+            len,
+        })
+    }
+}
+
+impl<T, R: Readiness> Drop for Consumer<T, R> {
     fn drop(&mut self) {
         // See `Producer::drop`. Items left in the ring are dropped with `Shared`.
         self.shared.consumer_closed.store(true, Ordering::SeqCst);
@@ -1118,7 +1215,7 @@ impl<T> Drop for Consumer<T> {
     }
 }
 
-impl<T> fmt::Debug for Consumer<T> {
+impl<T, R: Readiness> fmt::Debug for Consumer<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("capacity", &self.capacity())
@@ -1127,7 +1224,7 @@ impl<T> fmt::Debug for Consumer<T> {
     }
 }
 
-impl<T> Iterator for Consumer<T> {
+impl<T, R: Readiness> Iterator for Consumer<T, R> {
     type Item = T;
 
     /// Blocks for the next item; ends when the ring is empty and the producer is gone.
@@ -1145,7 +1242,7 @@ impl<T> Iterator for Consumer<T> {
 /// Dropping the chunk without committing leaves every item in the ring.
 #[cfg(not(loom))]
 pub struct ReadChunk<'a, T> {
-    consumer: &'a mut Consumer<T>,
+    consumer: &'a mut Consumer<T, Indexed>,
     len: usize,
 }
 
@@ -1166,8 +1263,9 @@ impl<T> ReadChunk<'_, T> {
     pub fn as_slices(&self) -> (&[T], &[T]) {
         let shared = &*self.consumer.shared;
         let (start, first) = shared.runs(self.consumer.head, self.len);
-        let base = shared.buffer.as_ptr() as *const T;
-        // SAFETY: `Slot<T>` has the layout of `T` (repr(transparent) wrappers of MaybeUninit<T>);
+        // `Some` for the `Indexed` flavour, the only one with chunks.
+        let base = shared.items_ptr().unwrap_or_else(|| unreachable!()) as *const T;
+        // SAFETY: the slots are an array of `T` (`items_ptr`);
         // the `len` slots from `head` hold initialised items (len <= ready) in these two
         // contiguous runs, and nobody writes them while this chunk borrows the consumer.
         unsafe {
@@ -1192,7 +1290,7 @@ impl<T> ReadChunk<'_, T> {
         // Publishes the dropped prefix even if an item's Drop panics, so that no item is
         // dropped twice (once here, once when the ring is dropped).
         struct Commit<'c, T> {
-            consumer: &'c mut Consumer<T>,
+            consumer: &'c mut Consumer<T, Indexed>,
             dropped: usize,
         }
         impl<T> Drop for Commit<'_, T> {

@@ -289,6 +289,95 @@ impl Spsc for WeirPark {
     }
 }
 
+/// weir's `Stamped` flavour (readiness stamped in each slot): try + spin; batches with
+/// `push_slice` / `try_pop_batch` (this flavour has no `read_chunk`).
+pub struct WeirStamped;
+impl Spsc for WeirStamped {
+    const NAME: &'static str = "weir Stamped";
+    const BATCH_API: &'static str = "push_slice / try_pop_batch";
+    type Tx = weir::spsc::Producer<u64, weir::spsc::Stamped>;
+    type Rx = (weir::spsc::Consumer<u64, weir::spsc::Stamped>, Vec<u64>);
+    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+        let (tx, rx) = weir::spsc::Builder::new(capacity).build_stamped().unwrap();
+        (tx, (rx, Vec::with_capacity(BATCH)))
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        tx.try_push(v).is_ok()
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        rx.0.try_pop().ok()
+    }
+    #[inline(always)]
+    fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
+        tx.push_slice(items)
+    }
+    #[inline(always)]
+    fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
+        let (rx, buf) = rx;
+        buf.clear();
+        match rx.try_pop_batch(buf, max) {
+            Ok(n) => {
+                buf.iter().for_each(|&v| sink(v));
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// weir `Stamped` with blocking `push`/`pop` that busy-spin (`WaitStrategy::BusySpin`).
+pub struct WeirStampedBusySpin;
+impl Spsc for WeirStampedBusySpin {
+    const NAME: &'static str = "weir Stamped push/pop, BusySpin";
+    const RTT_BLOCKING: bool = true;
+    type Tx = weir::spsc::Producer<u64, weir::spsc::Stamped>;
+    type Rx = weir::spsc::Consumer<u64, weir::spsc::Stamped>;
+    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+        weir::spsc::Builder::new(capacity)
+            .wait_strategy(weir::WaitStrategy::BusySpin)
+            .build_stamped()
+            .unwrap()
+    }
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        tx.try_push(v).is_ok()
+    }
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        rx.try_pop().ok()
+    }
+    fn push_blocking(tx: &mut Self::Tx, v: u64) {
+        tx.push(v).unwrap()
+    }
+    fn pop_blocking(rx: &mut Self::Rx) -> u64 {
+        rx.pop().unwrap()
+    }
+}
+
+/// weir `Stamped` with its default wait (spin, then yield, then park); blocking `push`/`pop`.
+pub struct WeirStampedPark;
+impl Spsc for WeirStampedPark {
+    const NAME: &'static str = "weir Stamped push/pop, spin-then-park";
+    const RTT_BLOCKING: bool = true;
+    type Tx = weir::spsc::Producer<u64, weir::spsc::Stamped>;
+    type Rx = weir::spsc::Consumer<u64, weir::spsc::Stamped>;
+    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+        weir::spsc::Builder::new(capacity).build_stamped().unwrap()
+    }
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        tx.try_push(v).is_ok()
+    }
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        rx.try_pop().ok()
+    }
+    fn push_blocking(tx: &mut Self::Tx, v: u64) {
+        tx.push(v).unwrap()
+    }
+    fn pop_blocking(rx: &mut Self::Rx) -> u64 {
+        rx.pop().unwrap()
+    }
+}
+
 /// rtrb 0.4: `push`/`pop`; batches with `push_partial_slice` / `read_chunk`.
 pub struct Rtrb;
 impl Spsc for Rtrb {
