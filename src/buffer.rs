@@ -2,7 +2,10 @@
 
 use crate::error::CapacityError;
 use crate::sync::UnsafeCell;
-use std::mem::{size_of, MaybeUninit};
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::mem::{needs_drop, size_of, MaybeUninit};
+use std::ops::Deref;
+use std::ptr::NonNull;
 
 /// A slot that may or may not hold an item. Which slots hold one is known from the ring's
 /// counters (or from a stamp kept next to the slot, see `spsc::Stamped` and `mpmc`).
@@ -22,10 +25,101 @@ pub(crate) fn slot_count<S>(capacity: usize) -> Result<usize, CapacityError> {
     };
     let len = capacity.checked_next_power_of_two().ok_or(too_large)?;
     let bytes = len.checked_mul(size_of::<S>()).ok_or(too_large)?;
-    if bytes > isize::MAX as usize {
+    // Room to round the size up to `SLOT_ALIGN` (`SlotArray`) within Rust's allocation limit.
+    if bytes > isize::MAX as usize - SLOT_ALIGN {
         return Err(too_large);
     }
     Ok(len)
+}
+
+/// Where a [`SlotArray`] starts: a multiple of 128 bytes, a pair of 64-byte cache lines (the
+/// unit the adjacent-line prefetcher of x86 cores fetches).
+/// `RUSTFLAGS="--cfg weir_slot_align_16"` builds with 16 instead (what `malloc` gives), for the
+/// comparison in docs/benchmarks.md.
+pub(crate) const SLOT_ALIGN: usize = if cfg!(weir_slot_align_16) { 16 } else { 128 };
+
+/// A fixed-size heap array of slots that starts on a [`SLOT_ALIGN`] boundary.
+///
+/// `Box<[S]>` would start wherever the allocator puts it (glibc: 16 bytes past a line boundary),
+/// so a batch of whole cache lines' worth of items would straddle one line more than it needs,
+/// and the line at each batch boundary would be written by the producer while the consumer
+/// still reads it. Starting on a line boundary makes batches of 8 `u64` multiples line up with
+/// the lines. Dereferences to `[S]`; drops its slots, then frees the memory. (`pub` in a private
+/// module, for the sealed flavour trait of `spsc`; not nameable outside the crate.)
+pub struct SlotArray<S> {
+    ptr: NonNull<S>,
+    len: usize,
+}
+
+impl<S> SlotArray<S> {
+    /// `len` slots, each built by `init(index)`. The caller has checked `len` with
+    /// [`slot_count`], so the layout below exists.
+    pub(crate) fn new(len: usize, mut init: impl FnMut(usize) -> S) -> Self {
+        let layout = Self::layout(len);
+        if layout.size() == 0 {
+            // Zero-sized slots (or none): nothing to allocate; a dangling, aligned pointer is
+            // valid for reads and writes of zero-sized values.
+            // A zero-sized value "lives" at the dangling pointer: building one and forgetting it
+            // is moving it there, and `drop` drops it once. Nothing to do if it has no `Drop`.
+            if needs_drop::<S>() {
+                for i in 0..len {
+                    std::mem::forget(init(i));
+                }
+            }
+            return SlotArray {
+                ptr: NonNull::dangling(),
+                len,
+            };
+        }
+        // SAFETY: the layout has a non-zero size (checked above).
+        let raw = unsafe { alloc(layout) } as *mut S;
+        let Some(ptr) = NonNull::new(raw) else {
+            handle_alloc_error(layout)
+        };
+        for i in 0..len {
+            // SAFETY: `i < len` and the allocation holds `len` slots of `S`, aligned (the
+            // layout's alignment is a multiple of `S`'s); each slot is written once, before any
+            // read. Should `init` panic, the slots written so far and the memory leak (no
+            // `SlotArray` exists yet to free them): a leak, never a double drop.
+            unsafe { ptr.as_ptr().add(i).write(init(i)) };
+        }
+        SlotArray { ptr, len }
+    }
+
+    fn layout(len: usize) -> Layout {
+        Layout::array::<S>(len)
+            .and_then(|l| l.align_to(SLOT_ALIGN))
+            .map(|l| l.pad_to_align())
+            .expect("slot_count bounds the size")
+    }
+}
+
+impl<S> Deref for SlotArray<S> {
+    type Target = [S];
+
+    #[inline(always)]
+    fn deref(&self) -> &[S] {
+        // SAFETY: `ptr` points to `len` initialised slots (written in `new`), or is dangling and
+        // aligned with zero-sized `S`; they live as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<S> Drop for SlotArray<S> {
+    fn drop(&mut self) {
+        // SAFETY: the `len` slots are initialised and dropped here once (`&mut self`, and `self`
+        // is never used again); the memory was allocated in `new` with the same layout.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            ));
+            let layout = Self::layout(self.len);
+            if layout.size() != 0 {
+                dealloc(self.ptr.as_ptr() as *mut u8, layout);
+            }
+        }
+    }
 }
 
 /// Allocates `len` slots, each built by `init(index)`.
@@ -36,6 +130,30 @@ pub(crate) fn alloc_slots<S>(len: usize, init: impl FnMut(usize) -> S) -> Box<[S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_arrays_start_on_a_line_pair_and_drop_their_slots() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted(#[allow(dead_code)] u8);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for len in [1, 3, 64, 1000] {
+            let a = SlotArray::new(len, |i| (i as u64) * 3);
+            assert_eq!(a.as_ptr() as usize % SLOT_ALIGN, 0);
+            assert!(SLOT_ALIGN >= 128 || cfg!(weir_slot_align_16));
+            assert_eq!(a.len(), len);
+            assert!(a.iter().enumerate().all(|(i, &v)| v == i as u64 * 3));
+        }
+        DROPS.store(0, Ordering::Relaxed);
+        drop(SlotArray::new(5, |i| Counted(i as u8)));
+        assert_eq!(DROPS.load(Ordering::Relaxed), 5);
+        let zst = SlotArray::new(1 << 20, |_| ());
+        assert_eq!(zst.len(), 1 << 20);
+    }
 
     #[test]
     fn zero_is_rejected() {

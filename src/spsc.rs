@@ -36,7 +36,7 @@
 
 mod readiness;
 
-use crate::buffer::{slot_count, Slot};
+use crate::buffer::{slot_count, Slot, SlotArray};
 use crate::error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
     TryPushError,
@@ -261,7 +261,7 @@ struct Shared<T, R: Readiness> {
     consumer_event: CachePadded<Event>,
     producer_stats: CachePadded<SideStats>,
     consumer_stats: CachePadded<SideStats>,
-    buffer: Box<[Cell<T, R::Stamp>]>,
+    buffer: SlotArray<Cell<T, R::Stamp>>,
     mask: usize,
     capacity: usize,
     producer_threshold: usize,
