@@ -40,6 +40,7 @@ fn spsc_single_bench(c: &mut Criterion) {
         spsc_single,
         [
             Weir,
+            WeirStamped,
             Rtrb,
             Ringbuf,
             ArrayQueue,
@@ -60,6 +61,7 @@ fn spsc_batch_bench(c: &mut Criterion) {
         [
             Weir,
             WeirVec,
+            WeirStamped,
             Rtrb,
             Ringbuf,
             ArrayQueue,
@@ -85,6 +87,9 @@ fn rtt_bench(c: &mut Criterion) {
     one!(Weir);
     one!(WeirBusySpin);
     one!(WeirPark);
+    one!(WeirStamped);
+    one!(WeirStampedBusySpin);
+    one!(WeirStampedPark);
     one!(Rtrb);
     one!(Ringbuf);
     one!(ArrayQueue);

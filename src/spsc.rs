@@ -527,6 +527,13 @@ impl<T, R: Readiness> Producer<T, R> {
                 R::mark(&shared.cell(seq).stamp, seq);
             }
         }
+        self.notify_consumer();
+    }
+
+    /// After a publication: wakes a parked consumer if needed (see [`crate::wait`]).
+    #[inline(always)]
+    fn notify_consumer(&self) {
+        let shared = &*self.shared; // see `publish`
         light_barrier();
         if shared.consumer_event.has_waiters() {
             self.wake_consumer();
@@ -559,13 +566,20 @@ impl<T, R: Readiness> Producer<T, R> {
         if self.tail == self.limit && self.reload_limit() == 0 {
             return Err(TryPushError::Full(value));
         }
+        // `publish(1)` spelled out, so that the slot's address is computed once (the atomic
+        // store in between keeps the compiler from reusing it).
+        let shared = &*self.shared;
+        let seq = self.tail;
+        let cell = shared.cell(seq);
         // SAFETY: `tail != limit` (after a reload if needed) means `tail - head < capacity`, so
         // slot `tail` is outside `head .. tail`: it holds no item and the consumer does not read
         // it until we publish.
-        self.shared
-            .slot(self.tail)
-            .with_mut(|p| unsafe { (*p).write(value) });
-        self.publish(1);
+        cell.value.with_mut(|p| unsafe { (*p).write(value) });
+        self.tail = seq.wrapping_add(1);
+        // Release: as in `publish`.
+        shared.tail.store(self.tail, Ordering::Release);
+        R::mark(&cell.stamp, seq); // after `tail`, as in `publish`
+        self.notify_consumer();
         Ok(())
     }
 
@@ -851,19 +865,24 @@ impl<T, R: Readiness> Consumer<T, R> {
     /// `want` (batches want all there is, single pops want one).
     #[inline(always)]
     fn ready_for(&mut self, want: usize) -> usize {
+        if R::IN_SLOT {
+            // Stamped flavour: a single item is known from the stamp of the slot we are about to
+            // read (one line, see `Stamped`; `is_marked` pairs with the producer's `mark`), a
+            // batch from `tail` (marked after `tail`, so `tail` never counts fewer). No cache of
+            // `tail`: a single pop would have to keep it in step, for no gain.
+            if want == 1 {
+                return usize::from(R::is_marked(&self.shared.cell(self.head).stamp, self.head));
+            }
+            // Acquire: as below.
+            return self
+                .shared
+                .tail
+                .load(Ordering::Acquire)
+                .wrapping_sub(self.head);
+        }
         let n = self.cached_tail.wrapping_sub(self.head);
         if n >= want {
             return n;
-        }
-        if R::IN_SLOT && want == 1 {
-            // Stamped flavour, single item (so `n == 0`): poll the slot we are about to read
-            // instead of the producer's `tail` line (see `Stamped`). The stamp is marked after
-            // the item is written (`is_marked` pairs the two).
-            if R::is_marked(&self.shared.cell(self.head).stamp, self.head) {
-                self.cached_tail = self.head.wrapping_add(1);
-                return 1;
-            }
-            return 0;
         }
         // Acquire: pairs with the producer's Release store of `tail`; its slot writes are
         // visible to our reads below.
@@ -935,7 +954,25 @@ impl<T, R: Readiness> Consumer<T, R> {
 
     #[inline(always)]
     fn try_pop_quiet(&mut self) -> Result<T, TryPopError> {
-        self.ready_or_err(1)?;
+        if R::IN_SLOT {
+            // Stamped flavour: `ready_for(1)` and `take_front` spelled out, so that the slot's
+            // address is computed once (the Acquire load in between keeps the compiler from
+            // reusing it): the stamp, then the item, from one cache line.
+            let shared = &*self.shared;
+            let seq = self.head;
+            let cell = shared.cell(seq);
+            if R::is_marked(&cell.stamp, seq) {
+                // SAFETY: the stamp is marked for `seq` (Acquire, pairing with the producer's
+                // Release in `mark`), so the slot holds item `seq`, initialised, which the
+                // producer will not touch until we publish a larger head.
+                let value = cell.value.with(|p| unsafe { (*p).assume_init_read() });
+                self.release(1);
+                return Ok(value);
+            }
+            self.empty()?; // `Ok` only if the producer is gone and the item came meanwhile
+        } else {
+            self.ready_or_err(1)?;
+        }
         let value = self.take_front();
         self.release(1);
         Ok(value)
@@ -1013,19 +1050,23 @@ impl<T, R: Readiness> Consumer<T, R> {
                 // A short wait (a ping-pong hop) is resolved on the caller's own path, without
                 // a `Waiter`.
                 let strategy = self.shared.consumer_wait;
-                let quick = spin_briefly(strategy, deadline, || match self.ready_or_err(1) {
+                let quick = spin_briefly(strategy, deadline, || match self.ready_or_err(want) {
                     Ok(n) => Some(Ok(n)),
                     Err(TryPopError::Disconnected) => Some(Err(PopTimeoutError::Disconnected)),
                     Err(TryPopError::Empty) => None,
                 });
-                quick.unwrap_or_else(|| self.wait_ready_slow(deadline))
+                quick.unwrap_or_else(|| self.wait_ready_slow(want, deadline))
             }
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn wait_ready_slow(&mut self, deadline: Option<Instant>) -> Result<usize, PopTimeoutError> {
+    fn wait_ready_slow(
+        &mut self,
+        want: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, PopTimeoutError> {
         let recheck = (self.shared.consumer_threshold > 1).then_some(THRESHOLD_RECHECK);
         let mut waiter = Waiter::adaptive(
             self.shared.consumer_wait,
@@ -1034,7 +1075,7 @@ impl<T, R: Readiness> Consumer<T, R> {
             self.spin_budget,
         );
         let out = loop {
-            match self.ready_or_err(1) {
+            match self.ready_or_err(want) {
                 Ok(n) => break Ok(n),
                 Err(TryPopError::Disconnected) => break Err(PopTimeoutError::Disconnected),
                 Err(TryPopError::Empty) => {}
