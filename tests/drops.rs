@@ -297,7 +297,14 @@ fn over_aligned_items_stay_aligned_and_intact<R: Flavour>() {
 /// Every operation, with the counters started `k` below `usize::MAX` for every `k` that lands
 /// the wrap inside the first few batches.
 fn every_operation_across_counter_wrap_around<R: Flavour>() {
-    for cap in [1usize, 2, 3, 4, 5, 8] {
+    // Under miri (where this runs per flavour and per seed) the capacities that are not powers
+    // of two and the smallest ones; every offset still.
+    let caps: &[usize] = if cfg!(miri) {
+        &[1, 2, 3, 5]
+    } else {
+        &[1, 2, 3, 4, 5, 8]
+    };
+    for &cap in caps {
         for k in 0..=2 * cap + 2 {
             let (mut tx, mut rx) = Builder::new(cap)
                 .start_sequence(usize::MAX - k)
