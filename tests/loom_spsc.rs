@@ -383,27 +383,41 @@ fn stamped_no_lost_wakeup_parked_batch_consumer() {
 /// No lost wake-up, producer side: a producer parked on a full ring of capacity 2 (wake
 /// threshold 2 / 4 clamped to 1) must be woken by one pop. The consumer stays alive until the
 /// producer returns.
+fn no_lost_wakeup_parked_producer_on<R: Readiness>(strategy: WaitStrategy) {
+    let (mut tx, mut rx) = Builder::new(2)
+        .wait_strategy(strategy)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    assert_eq!(tx.push_slice(&[0, 1]), 2);
+    let producer = thread::spawn(move || {
+        tx.push(2).unwrap();
+        tx
+    });
+    assert_eq!(rx.pop(), Ok(0));
+    let tx = producer.join().unwrap();
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Ok(2));
+    drop(tx);
+}
+
 #[test]
 fn no_lost_wakeup_parked_producer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
         model(
             format!("no_lost_wakeup_parked_producer({strategy:?})"),
-            move || {
-                let (mut tx, mut rx) = Builder::new(2)
-                    .wait_strategy(strategy)
-                    .build::<usize>()
-                    .unwrap();
-                assert_eq!(tx.push_slice(&[0, 1]), 2);
-                let producer = thread::spawn(move || {
-                    tx.push(2).unwrap();
-                    tx
-                });
-                assert_eq!(rx.pop(), Ok(0));
-                let tx = producer.join().unwrap();
-                assert_eq!(rx.try_pop(), Ok(1));
-                assert_eq!(rx.try_pop(), Ok(2));
-                drop(tx);
-            },
+            move || no_lost_wakeup_parked_producer_on::<Indexed>(strategy),
+        );
+    }
+}
+
+/// `Stamped`: the pop that frees the slot learnt of its item from the stamp; the woken
+/// producer's item 2 then lands in slot 0 over item 0's stamp.
+#[test]
+fn stamped_no_lost_wakeup_parked_producer() {
+    for strategy in [WaitStrategy::Park, spin_then_park()] {
+        model(
+            format!("stamped_no_lost_wakeup_parked_producer({strategy:?})"),
+            move || no_lost_wakeup_parked_producer_on::<Stamped>(strategy),
         );
     }
 }
