@@ -1366,10 +1366,54 @@ impl<T> ReadChunk<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
 
-    #[test]
-    fn capacity_is_exact_for_non_powers_of_two() {
-        let (mut tx, mut rx) = channel::<u32>(3);
+    /// A ring of flavour `R` with the default options.
+    fn ring<T, R: Readiness>(capacity: usize) -> (Producer<T, R>, Consumer<T, R>) {
+        Builder::new(capacity).build_flavour::<T, R>().unwrap()
+    }
+
+    /// A ring of flavour `R` whose counters start at `start`.
+    fn ring_at<T, R: Readiness>(capacity: usize, start: usize) -> (Producer<T, R>, Consumer<T, R>) {
+        Builder::new(capacity)
+            .start_sequence(start)
+            .build_flavour::<T, R>()
+            .unwrap()
+    }
+
+    /// Instantiates each generic test `name::<R>()` once per flavour, as
+    /// `spsc::tests::indexed::name` and `spsc::tests::stamped::name`.
+    macro_rules! for_both_flavours {
+        ($($name:ident),* $(,)?) => {
+            mod indexed {
+                $(#[test] fn $name() { super::$name::<super::Indexed>() })*
+            }
+            mod stamped {
+                $(#[test] fn $name() { super::$name::<super::Stamped>() })*
+            }
+        };
+    }
+
+    for_both_flavours!(
+        capacity_is_exact_for_non_powers_of_two,
+        wraps_the_buffer_many_times,
+        counters_wrap_around_usize_max,
+        zero_sized_items,
+        blocking_pop_sees_disconnect,
+        blocking_push_sees_disconnect_and_hands_back,
+        timeouts_return_the_item,
+        threads_move_items_in_order,
+        capacity_is_exact_for_every_small_size,
+        capacity_one_reuses_its_slot_every_lap,
+        single_and_batch_pops_interleave_near_usize_max,
+        model_check_against_vecdeque_near_usize_max,
+        zero_sized_items_across_counter_wrap_around,
+        threads_mix_single_and_batch_pops,
+        consumer_never_sees_popped_ahead_of_pushed,
+    );
+
+    fn capacity_is_exact_for_non_powers_of_two<R: Readiness>() {
+        let (mut tx, mut rx) = ring::<u32, R>(3);
         for i in 0..3 {
             tx.try_push(i).unwrap();
         }
@@ -1380,10 +1424,9 @@ mod tests {
         assert_eq!(tx.len(), 3);
     }
 
-    #[test]
-    fn wraps_the_buffer_many_times() {
-        let (mut tx, mut rx) = channel::<usize>(5);
-        for i in 0..1000 {
+    fn wraps_the_buffer_many_times<R: Readiness>() {
+        let (mut tx, mut rx) = ring::<usize, R>(5);
+        for i in 0..if cfg!(miri) { 200 } else { 1000 } {
             tx.try_push(i).unwrap();
             tx.try_push(i + 1).unwrap();
             assert_eq!(rx.try_pop(), Ok(i));
@@ -1392,12 +1435,8 @@ mod tests {
         assert!(rx.is_empty());
     }
 
-    #[test]
-    fn counters_wrap_around_usize_max() {
-        let (mut tx, mut rx) = Builder::new(4)
-            .start_sequence(usize::MAX - 5)
-            .build::<u64>()
-            .unwrap();
+    fn counters_wrap_around_usize_max<R: Readiness>() {
+        let (mut tx, mut rx) = ring_at::<u64, R>(4, usize::MAX - 5);
         let mut out = Vec::new();
         for round in 0..10u64 {
             assert_eq!(tx.push_slice(&[round, round + 100, round + 200]), 3);
@@ -1423,9 +1462,8 @@ mod tests {
         assert_eq!(rx.try_pop(), Ok(6));
     }
 
-    #[test]
-    fn zero_sized_items() {
-        let (mut tx, mut rx) = channel::<()>(3);
+    fn zero_sized_items<R: Readiness>() {
+        let (mut tx, mut rx) = ring::<(), R>(3);
         assert_eq!(tx.push_iter(std::iter::repeat(())), 3);
         assert!(tx.try_push(()).is_err());
         let mut out = Vec::new();
@@ -1433,18 +1471,16 @@ mod tests {
         assert_eq!(out.len(), 3);
     }
 
-    #[test]
-    fn blocking_pop_sees_disconnect() {
-        let (tx, mut rx) = channel::<u8>(2);
+    fn blocking_pop_sees_disconnect<R: Readiness>() {
+        let (tx, mut rx) = ring::<u8, R>(2);
         let t = std::thread::spawn(move || rx.pop());
         std::thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
         drop(tx);
         assert_eq!(t.join().unwrap(), Err(PopError));
     }
 
-    #[test]
-    fn blocking_push_sees_disconnect_and_hands_back() {
-        let (mut tx, rx) = channel::<String>(1);
+    fn blocking_push_sees_disconnect_and_hands_back<R: Readiness>() {
+        let (mut tx, rx) = ring::<String, R>(1);
         tx.try_push("a".into()).unwrap();
         let t = std::thread::spawn(move || tx.push("b".into()));
         std::thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
@@ -1453,9 +1489,8 @@ mod tests {
         assert_eq!(err.into_inner(), "b");
     }
 
-    #[test]
-    fn timeouts_return_the_item() {
-        let (mut tx, mut rx) = channel::<u8>(1);
+    fn timeouts_return_the_item<R: Readiness>() {
+        let (mut tx, mut rx) = ring::<u8, R>(1);
         tx.try_push(1).unwrap();
         let e = tx.push_timeout(2, Duration::from_millis(5)).unwrap_err();
         assert!(e.is_timeout());
@@ -1471,10 +1506,9 @@ mod tests {
         assert!(m.producer_blocked >= Duration::from_millis(5));
     }
 
-    #[test]
-    fn threads_move_items_in_order() {
+    fn threads_move_items_in_order<R: Readiness>() {
         let n: u64 = if cfg!(miri) { 500 } else { 200_000 };
-        let (mut tx, mut rx) = channel::<u64>(7);
+        let (mut tx, mut rx) = ring::<u64, R>(7);
         let t = std::thread::spawn(move || {
             for i in 0..n {
                 tx.push(i).unwrap();
@@ -1490,6 +1524,382 @@ mod tests {
             }
         }
         assert_eq!(next, n);
+        t.join().unwrap();
+    }
+
+    /// Every capacity from 1 to 17 (powers of two and not; a few under miri), with the ring offset so that the
+    /// bound is checked at every position of the buffer: exactly `capacity` items go in, by
+    /// `try_push`, `push_slice` and `push_iter`, and come out in order, by single pops.
+    fn capacity_is_exact_for_every_small_size<R: Readiness>() {
+        let caps: &[usize] = if cfg!(miri) {
+            &[1, 2, 3, 5, 8, 9]
+        } else {
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+        };
+        for &cap in caps {
+            let (mut tx, mut rx) = ring::<usize, R>(cap);
+            let mut next_in = 0;
+            let mut next_out = 0;
+            for offset in 0..cap.next_power_of_two() + 1 {
+                let n = match offset % 3 {
+                    0 => {
+                        let mut n = 0;
+                        while tx.try_push(next_in + n).is_ok() {
+                            n += 1;
+                        }
+                        n
+                    }
+                    1 => tx.push_slice(&(next_in..next_in + cap + 2).collect::<Vec<_>>()),
+                    _ => tx.push_iter(next_in..),
+                };
+                assert_eq!(n, cap, "cap {cap} offset {offset} form {}", offset % 3);
+                next_in += n;
+                assert!(tx.is_full() && rx.is_full(), "cap {cap} offset {offset}");
+                assert_eq!((tx.len(), rx.len(), tx.slots()), (cap, cap, 0));
+                assert!(tx.try_push(usize::MAX).unwrap_err().is_full());
+                // Empty it by single pops, then move the ring on by one slot, so that the next
+                // round's bound falls one slot further along the buffer.
+                while let Ok(v) = rx.try_pop() {
+                    assert_eq!(v, next_out, "cap {cap} offset {offset}");
+                    next_out += 1;
+                }
+                assert_eq!(next_out, next_in);
+                assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+                tx.try_push(next_in).unwrap();
+                next_in += 1;
+                assert_eq!(rx.try_pop(), Ok(next_out));
+                next_out += 1;
+            }
+            let m = rx.metrics();
+            assert_eq!(
+                (m.pushed, m.popped, m.depth),
+                (next_in as u64, next_out as u64, 0)
+            );
+        }
+    }
+
+    /// Capacity 1: the one slot is reused every lap, so each single pop must tell this lap's
+    /// item from the previous lap's stamp; with the counters wrapping around `usize::MAX` too.
+    fn capacity_one_reuses_its_slot_every_lap<R: Readiness>() {
+        let laps = if cfg!(miri) { 20 } else { 50 };
+        for start in [0, usize::MAX - 3, usize::MAX] {
+            let (mut tx, mut rx) = ring_at::<u32, R>(1, start);
+            assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+            assert_eq!(rx.peek(), None);
+            for i in 0..laps {
+                tx.try_push(i).unwrap();
+                assert!(tx.try_push(u32::MAX).unwrap_err().is_full());
+                assert_eq!(tx.push_slice(&[u32::MAX]), 0);
+                assert_eq!(rx.peek(), Some(&i));
+                let got = match i % 3 {
+                    0 => rx.try_pop().unwrap(),
+                    1 => rx.pop_timeout(Duration::from_secs(5)).unwrap(),
+                    _ => {
+                        let mut out = Vec::new();
+                        assert_eq!(rx.try_pop_batch(&mut out, 4), Ok(1));
+                        out[0]
+                    }
+                };
+                assert_eq!(got, i, "start {start}");
+                assert_eq!(rx.try_pop(), Err(TryPopError::Empty), "start {start} i {i}");
+                assert_eq!(rx.peek(), None);
+            }
+            let m = tx.metrics();
+            assert_eq!((m.pushed, m.popped, m.depth), (laps.into(), laps.into(), 0));
+        }
+    }
+
+    /// Single pops (the stamp path in `Stamped`) and batch pops (the `tail` path) alternating
+    /// within one lap, with the counters started just below `usize::MAX`: after a single pop
+    /// learnt of one item from its stamp, a batch must still see every item `tail` shows, and
+    /// after a batch a single pop must not read past what the batch left.
+    fn single_and_batch_pops_interleave_near_usize_max<R: Readiness>() {
+        // Under miri, a few offsets only: the wrap at the start, inside the first lap, after it.
+        let caps: &[usize] = if cfg!(miri) {
+            &[3, 5]
+        } else {
+            &[2, 3, 4, 5, 8]
+        };
+        for &cap in caps {
+            let offsets: Vec<usize> = if cfg!(miri) {
+                vec![0, cap, 2 * cap + 1]
+            } else {
+                (0..=2 * cap + 2).collect()
+            };
+            for k in offsets {
+                let (mut tx, mut rx) = ring_at::<u64, R>(cap, usize::MAX - k);
+                let (mut next_in, mut next_out) = (0u64, 0u64);
+                let mut out = Vec::new();
+                for round in 0..4 * cap {
+                    let free = cap - tx.len();
+                    let items: Vec<u64> = (next_in..next_in + free as u64).collect();
+                    assert_eq!(tx.push_slice(&items), free, "cap {cap} k {k} round {round}");
+                    next_in += free as u64;
+                    // single, batch of 2, single, batch of everything
+                    assert_eq!(rx.try_pop(), Ok(next_out), "cap {cap} k {k} round {round}");
+                    next_out += 1;
+                    if cap >= 3 {
+                        out.clear();
+                        assert_eq!(rx.try_pop_batch(&mut out, 2), Ok(2));
+                        assert_eq!(out, [next_out, next_out + 1]);
+                        next_out += 2;
+                    }
+                    // A push between the pops: the single pop below must see the old front.
+                    if tx.try_push(next_in).is_ok() {
+                        next_in += 1;
+                    }
+                    assert_eq!(rx.peek(), Some(&next_out));
+                    assert_eq!(rx.try_pop(), Ok(next_out));
+                    next_out += 1;
+                    let left = (next_in - next_out) as usize;
+                    assert_eq!(rx.len(), left);
+                    out.clear();
+                    let taken = rx.try_pop_batch(&mut out, usize::MAX);
+                    if left == 0 {
+                        assert_eq!(taken, Err(TryPopError::Empty));
+                    } else {
+                        assert_eq!(taken, Ok(left));
+                        let expect: Vec<u64> = (next_out..next_in).collect();
+                        assert_eq!(out, expect);
+                        next_out = next_in;
+                    }
+                    let m = rx.metrics();
+                    assert_eq!((m.pushed, m.popped, m.depth), (next_in, next_out, 0));
+                }
+            }
+        }
+    }
+
+    /// A small xorshift generator: deterministic operation sequences without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Random sequences of every non-blocking operation (and blocking ones that cannot block),
+    /// checked step by step against a `VecDeque`, with the counters started at every offset just
+    /// below `usize::MAX`.
+    fn model_check_against_vecdeque_near_usize_max<R: Readiness>() {
+        let steps = if cfg!(miri) { 30 } else { 400 };
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let caps: &[usize] = if cfg!(miri) {
+            &[1, 3, 4]
+        } else {
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9]
+        };
+        for &cap in caps {
+            let offsets: Vec<usize> = if cfg!(miri) {
+                vec![0, cap + 1]
+            } else {
+                (0..=cap + 2).collect()
+            };
+            for k in offsets {
+                let (mut tx, mut rx) = ring_at::<u64, R>(cap, usize::MAX - k);
+                let mut model = VecDeque::new();
+                let (mut next, mut pushed, mut popped) = (0u64, 0u64, 0u64);
+                for step in 0..steps {
+                    // (capacity, start below usize::MAX, step): formatted only if a check fails.
+                    let ctx = (cap, k, step);
+                    match rng.below(9) {
+                        0 | 1 => {
+                            let ok = tx.try_push(next).is_ok();
+                            assert_eq!(ok, model.len() < cap, "{ctx:?}");
+                            if ok {
+                                model.push_back(next);
+                                next += 1;
+                            }
+                        }
+                        2 => {
+                            let want = rng.below(cap as u64 + 2) as usize;
+                            let items: Vec<u64> = (next..next + want as u64).collect();
+                            let n = tx.push_slice(&items);
+                            assert_eq!(n, want.min(cap - model.len()), "{ctx:?}");
+                            model.extend(&items[..n]);
+                            next += n as u64;
+                        }
+                        3 => {
+                            let n = tx.push_iter(next..);
+                            assert_eq!(n, cap - model.len(), "{ctx:?}");
+                            model.extend(next..next + n as u64);
+                            next += n as u64;
+                        }
+                        4 | 5 => {
+                            let got = rx.try_pop().ok();
+                            assert_eq!(got, model.pop_front(), "{ctx:?}");
+                        }
+                        6 => {
+                            let max = rng.below(cap as u64 + 2) as usize;
+                            let mut out = Vec::new();
+                            let r = rx.try_pop_batch(&mut out, max);
+                            let expect: Vec<u64> = model.drain(..max.min(model.len())).collect();
+                            match r {
+                                Ok(n) => assert_eq!(n, expect.len(), "{ctx:?}"),
+                                Err(e) => {
+                                    assert_eq!(e, TryPopError::Empty, "{ctx:?}");
+                                    assert!(expect.is_empty() && max > 0, "{ctx:?}");
+                                }
+                            }
+                            assert_eq!(out, expect, "{ctx:?}");
+                        }
+                        7 => assert_eq!(rx.peek(), model.front(), "{ctx:?}"),
+                        _ => {
+                            // Blocking calls only when they cannot block.
+                            if model.is_empty() {
+                                let r = rx.pop_timeout(Duration::ZERO);
+                                assert_eq!(r, Err(PopTimeoutError::Timeout), "{ctx:?}");
+                            } else {
+                                assert_eq!(rx.pop().ok(), model.pop_front(), "{ctx:?}");
+                            }
+                        }
+                    }
+                    pushed = next;
+                    popped = pushed - model.len() as u64;
+                    assert_eq!((tx.len(), rx.len()), (model.len(), model.len()), "{ctx:?}");
+                    let m = rx.metrics();
+                    assert_eq!((m.pushed, m.popped, m.depth), (pushed, popped, model.len()));
+                }
+                let left: Vec<u64> = rx.by_ref().take(model.len()).collect();
+                assert_eq!(left, model.iter().copied().collect::<Vec<_>>());
+                assert_eq!(popped + model.len() as u64, pushed);
+            }
+        }
+    }
+
+    /// Zero-sized items in a ring whose counters wrap around `usize::MAX`: the slots still
+    /// carry their stamps, and every form of pop counts exactly.
+    fn zero_sized_items_across_counter_wrap_around<R: Readiness>() {
+        for cap in [1usize, 3, 4] {
+            let (mut tx, mut rx) = ring_at::<(), R>(cap, usize::MAX - 1);
+            for round in 0..6 {
+                assert_eq!(tx.push_iter(std::iter::repeat(())), cap, "round {round}");
+                assert!(tx.try_push(()).unwrap_err().is_full());
+                assert_eq!(rx.try_pop(), Ok(()));
+                let mut out = Vec::new();
+                let rest = rx.try_pop_batch(&mut out, cap);
+                if cap == 1 {
+                    assert_eq!(rest, Err(TryPopError::Empty));
+                } else {
+                    assert_eq!(rest, Ok(cap - 1));
+                }
+                assert_eq!(out.len(), cap - 1);
+                assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+                tx.try_push(()).unwrap();
+                assert_eq!(rx.peek(), Some(&()));
+                assert_eq!(rx.pop(), Ok(()));
+            }
+            let m = rx.metrics();
+            assert_eq!(
+                (m.pushed, m.popped),
+                (6 * (cap as u64 + 1), 6 * (cap as u64 + 1))
+            );
+        }
+    }
+
+    /// Across threads, the consumer switches between single pops (blocking and not) and batch
+    /// pops, so that the two readiness paths interleave while the producer is running; the
+    /// counters start just below `usize::MAX`.
+    fn threads_mix_single_and_batch_pops<R: Readiness>() {
+        let n: u64 = if cfg!(miri) { 100 } else { 200_000 };
+        for cap in [1usize, 3, 8] {
+            let (mut tx, mut rx) = ring_at::<u64, R>(cap, usize::MAX - 2);
+            let t = std::thread::spawn(move || {
+                let mut i = 0;
+                while i < n {
+                    let sent = match i % 3 {
+                        0 => tx.push_slice(&[i, i + 1, i + 2][..(n - i).min(3) as usize]),
+                        1 => tx.push_iter(i..n.min(i + 2)),
+                        _ => 0,
+                    } as u64;
+                    i += sent;
+                    if sent == 0 && i < n {
+                        tx.push(i).unwrap();
+                        i += 1;
+                    }
+                }
+            });
+            let mut next = 0u64;
+            let mut out = Vec::new();
+            let mut round = 0u64;
+            loop {
+                round += 1;
+                let r = match round % 4 {
+                    0 => rx.pop().map(|v| vec![v]).map_err(|_| ()),
+                    1 => match rx.try_pop() {
+                        Ok(v) => Ok(vec![v]),
+                        Err(TryPopError::Empty) => Ok(vec![]),
+                        Err(TryPopError::Disconnected) => Err(()),
+                    },
+                    2 => {
+                        out.clear();
+                        rx.pop_batch(&mut out, 1 + (round as usize % 5))
+                            .map(|_| out.clone())
+                            .map_err(|_| ())
+                    }
+                    _ => {
+                        out.clear();
+                        match rx.try_pop_batch(&mut out, 2) {
+                            Ok(_) => Ok(out.clone()),
+                            Err(TryPopError::Empty) => Ok(vec![]),
+                            Err(TryPopError::Disconnected) => Err(()),
+                        }
+                    }
+                };
+                let Ok(got) = r else { break };
+                for v in got {
+                    assert_eq!(v, next, "cap {cap}");
+                    next += 1;
+                }
+                let m = rx.metrics();
+                assert!(m.popped == next && m.pushed >= next, "cap {cap}: {m:?}");
+            }
+            t.join().unwrap();
+            assert_eq!(next, n, "cap {cap}");
+        }
+    }
+
+    /// The consumer's own view of the counters, taken right after each pop, never shows more
+    /// items popped than pushed, nor more in the ring than the capacity. In the `Stamped` flavour
+    /// a single pop learns of its item from the slot's stamp, not from `tail`; the producer
+    /// stores `tail` before the stamps so that the `tail` this thread loads next is at least
+    /// the item's sequence plus one.
+    fn consumer_never_sees_popped_ahead_of_pushed<R: Readiness>() {
+        let n: u64 = if cfg!(miri) { 200 } else { 100_000 };
+        let cap = 4;
+        let (mut tx, mut rx) = Builder::new(cap)
+            .wait_strategy(WaitStrategy::BusySpin)
+            .start_sequence(usize::MAX - 1)
+            .build_flavour::<u64, R>()
+            .unwrap();
+        let t = std::thread::spawn(move || {
+            for i in 0..n {
+                tx.push(i).unwrap();
+                let m = tx.metrics();
+                assert!(m.popped <= m.pushed && m.pushed == i + 1, "producer: {m:?}");
+            }
+        });
+        for i in 0..n {
+            assert_eq!(rx.pop(), Ok(i));
+            let m = rx.metrics();
+            assert_eq!(m.popped, i + 1);
+            assert!(
+                m.pushed > i,
+                "popped {} but pushed only {}",
+                m.popped,
+                m.pushed
+            );
+            assert!(m.pushed - m.popped <= cap as u64, "{m:?}");
+            assert!(rx.len() <= cap);
+        }
         t.join().unwrap();
     }
 }

@@ -2,6 +2,10 @@
 //! counters, batch pop and `push_slice`, disconnect while the other side is parked, no lost
 //! wake-up (both directions), and exactly-once drops of items left in the ring.
 //!
+//! The models run on the default `Indexed` flavour; the `stamped_*` models run the ones where
+//! the `Stamped` flavour's readiness check differs (a single pop polls the slot's stamp instead
+//! of `tail`) on that flavour, plus one where a single pop (stamp) races batch pops (`tail`).
+//!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --test
 //! loom_spsc -- --nocapture`. The preemption bound is 4 (bound 4 found a lost wake-up that bound 3 missed, see
 //! docs/design.md) unless `LOOM_MAX_PREEMPTIONS` says
@@ -22,8 +26,8 @@ mod loom_support;
 use loom::thread;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use weir::spsc::Builder;
-use weir::{PopError, WaitStrategy};
+use weir::spsc::{Builder, Indexed, Readiness, Stamped};
+use weir::{PopError, TryPopError, WaitStrategy};
 
 /// The preemption bound used unless the environment overrides it.
 const DEFAULT_PREEMPTIONS: usize = 4;
@@ -42,11 +46,11 @@ fn spin_then_park() -> WaitStrategy {
 
 /// Three items through two slots: slot 0 is reused. With the counters started at
 /// `usize::MAX - 1` the sequence numbers are MAX-1, MAX, 0: the counters wrap too.
-fn wrap_around(start: usize) {
+fn wrap_around<R: Readiness>(start: usize) {
     let (mut tx, mut rx) = Builder::new(2)
         .wait_strategy(WaitStrategy::Park)
         .start_sequence(start)
-        .build::<usize>()
+        .build_flavour::<usize, R>()
         .unwrap();
     let producer = thread::spawn(move || {
         for i in 0..3 {
@@ -64,76 +68,115 @@ fn wrap_around(start: usize) {
 
 #[test]
 fn push_pop_across_buffer_wrap_around() {
-    model("push_pop_across_buffer_wrap_around", || wrap_around(0));
+    model("push_pop_across_buffer_wrap_around", || {
+        wrap_around::<Indexed>(0)
+    });
 }
 
 #[test]
 fn push_pop_across_counter_wrap_around() {
     model("push_pop_across_counter_wrap_around", || {
-        wrap_around(usize::MAX - 1)
+        wrap_around::<Indexed>(usize::MAX - 1)
+    });
+}
+
+/// `Stamped`, blocking both sides across the counters' wrap-around: the parked consumer
+/// re-checks stamps MAX-1+1 = MAX, MAX+1 = 0 and 0+1 = 1 (slot 0's stamp goes from its initial
+/// MAX-1 to MAX, then to 1), the parked producer waits for the slot of MAX-1 to be freed.
+#[test]
+fn stamped_push_pop_across_counter_wrap_around() {
+    model("stamped_push_pop_across_counter_wrap_around", || {
+        wrap_around::<Stamped>(usize::MAX - 1)
     });
 }
 
 /// Non-blocking single pushes and pops racing across a wrap-around; whatever interleaving, the
-/// consumer sees a prefix of 0, 1, 2 in order and the rest is still in the ring.
+/// consumer sees a prefix of 0, 1, 2 in order and the rest is still in the ring. With the
+/// counters at `usize::MAX`, the sequence numbers are MAX, 0, 1: slot 1 is reused by 1 after
+/// MAX (a `Stamped` slot's stamp goes from its initial MAX to 0, then must read 2 for item 1).
+fn try_push_try_pop_race_on<R: Readiness>() {
+    let (mut tx, mut rx) = Builder::new(2)
+        .start_sequence(usize::MAX)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    tx.try_push(0).unwrap();
+    let producer = thread::spawn(move || {
+        let ok1 = tx.try_push(1).is_ok();
+        let ok2 = tx.try_push(2).is_ok();
+        (tx, ok1, ok2)
+    });
+    let first = rx.try_pop();
+    let second = rx.try_pop();
+    let (mut tx, ok1, ok2) = producer.join().unwrap();
+    assert!(ok1, "one slot was always free for item 1");
+    assert_eq!(first, Ok(0));
+    let mut seen = vec![0];
+    if let Ok(v) = second {
+        seen.push(v);
+    }
+    while let Ok(v) = rx.try_pop() {
+        seen.push(v);
+    }
+    let expect: Vec<usize> = if ok2 { vec![0, 1, 2] } else { vec![0, 1] };
+    assert_eq!(seen, expect);
+    assert!(tx.try_push(9).is_ok());
+}
+
 #[test]
 fn try_push_try_pop_race() {
-    model("try_push_try_pop_race", || {
-        let (mut tx, mut rx) = Builder::new(2)
-            .start_sequence(usize::MAX)
-            .build::<usize>()
-            .unwrap();
-        tx.try_push(0).unwrap();
-        let producer = thread::spawn(move || {
-            let ok1 = tx.try_push(1).is_ok();
-            let ok2 = tx.try_push(2).is_ok();
-            (tx, ok1, ok2)
-        });
-        let first = rx.try_pop();
-        let second = rx.try_pop();
-        let (mut tx, ok1, ok2) = producer.join().unwrap();
-        assert!(ok1, "one slot was always free for item 1");
-        assert_eq!(first, Ok(0));
-        let mut seen = vec![0];
-        if let Ok(v) = second {
-            seen.push(v);
-        }
-        while let Ok(v) = rx.try_pop() {
-            seen.push(v);
-        }
-        let expect: Vec<usize> = if ok2 { vec![0, 1, 2] } else { vec![0, 1] };
-        assert_eq!(seen, expect);
-        assert!(tx.try_push(9).is_ok());
-    });
+    model("try_push_try_pop_race", try_push_try_pop_race_on::<Indexed>);
+}
+
+#[test]
+fn stamped_try_push_try_pop_race() {
+    model(
+        "stamped_try_push_try_pop_race",
+        try_push_try_pop_race_on::<Stamped>,
+    );
 }
 
 /// `push_slice` of two then one, against a consumer taking batches of up to two.
+fn batch_pop_and_push_slice_on<R: Readiness>() {
+    let (mut tx, mut rx) = Builder::new(2)
+        .wait_strategy(WaitStrategy::Park)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    let producer = thread::spawn(move || {
+        assert_eq!(tx.push_slice(&[0, 1]), 2); // the ring is empty: both fit
+        if tx.push_slice(&[2]) == 0 {
+            tx.push(2).unwrap();
+        }
+        tx
+    });
+    let mut out = Vec::new();
+    while out.len() < 3 {
+        let n = rx.pop_batch(&mut out, 2).unwrap();
+        assert!((1..=2).contains(&n));
+    }
+    assert_eq!(out, [0, 1, 2]);
+    drop(producer.join().unwrap());
+    assert_eq!(
+        rx.try_pop_batch(&mut out, 2),
+        Err(weir::TryPopError::Disconnected)
+    );
+}
+
 #[test]
 fn batch_pop_and_push_slice() {
-    model("batch_pop_and_push_slice", || {
-        let (mut tx, mut rx) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Park)
-            .build::<usize>()
-            .unwrap();
-        let producer = thread::spawn(move || {
-            assert_eq!(tx.push_slice(&[0, 1]), 2); // the ring is empty: both fit
-            if tx.push_slice(&[2]) == 0 {
-                tx.push(2).unwrap();
-            }
-            tx
-        });
-        let mut out = Vec::new();
-        while out.len() < 3 {
-            let n = rx.pop_batch(&mut out, 2).unwrap();
-            assert!((1..=2).contains(&n));
-        }
-        assert_eq!(out, [0, 1, 2]);
-        drop(producer.join().unwrap());
-        assert_eq!(
-            rx.try_pop_batch(&mut out, 2),
-            Err(weir::TryPopError::Disconnected)
-        );
-    });
+    model(
+        "batch_pop_and_push_slice",
+        batch_pop_and_push_slice_on::<Indexed>,
+    );
+}
+
+/// `Stamped`: the batches load `tail`; a batch waiting for its first item polls the front
+/// slot's stamp (`wait_ready` re-checks for one item).
+#[test]
+fn stamped_batch_pop_and_push_slice() {
+    model(
+        "stamped_batch_pop_and_push_slice",
+        batch_pop_and_push_slice_on::<Stamped>,
+    );
 }
 
 /// `push_iter` publishing a batch against `try_pop_batch`: all or a prefix, in order.
@@ -156,8 +199,67 @@ fn push_iter_against_try_pop_batch() {
     });
 }
 
+/// `Stamped`, capacity 1 across the counters' wrap-around: the one slot is reused by every
+/// item (sequences MAX-1, MAX, 0), so each single pop must tell this lap's stamp from the last
+/// lap's. Whatever the interleaving, the consumer sees the accepted items in order, each once.
+#[test]
+fn stamped_capacity_one_try_race() {
+    model("stamped_capacity_one_try_race", || {
+        let (mut tx, mut rx) = Builder::new(1)
+            .start_sequence(usize::MAX - 1)
+            .build_stamped::<usize>()
+            .unwrap();
+        let producer = thread::spawn(move || {
+            let mut accepted = Vec::new();
+            for i in 0..3 {
+                if tx.try_push(i).is_ok() {
+                    accepted.push(i);
+                }
+            }
+            (tx, accepted)
+        });
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            if let Ok(v) = rx.try_pop() {
+                seen.push(v);
+            }
+        }
+        let (tx, accepted) = producer.join().unwrap();
+        assert!(!accepted.is_empty() && accepted[0] == 0, "{accepted:?}");
+        while let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        assert_eq!(seen, accepted);
+        let m = rx.metrics();
+        assert_eq!((m.pushed, m.popped), (seen.len() as u64, seen.len() as u64));
+        drop(tx);
+    });
+}
+
 /// A consumer parked in `pop` is woken when the producer is dropped; with an item pushed just
 /// before the drop it gets the item first.
+fn disconnect_wakes_parked_consumer_on<R: Readiness>(strategy: WaitStrategy, push_first: bool) {
+    let (mut tx, mut rx) = Builder::new(2)
+        .wait_strategy(strategy)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    let consumer = thread::spawn(move || {
+        let first = rx.pop();
+        let second = rx.pop();
+        (first, second)
+    });
+    if push_first {
+        tx.try_push(7).unwrap();
+    }
+    drop(tx);
+    let (first, second) = consumer.join().unwrap();
+    if push_first {
+        assert_eq!((first, second), (Ok(7), Err(PopError)));
+    } else {
+        assert_eq!((first, second), (Err(PopError), Err(PopError)));
+    }
+}
+
 #[test]
 fn disconnect_wakes_parked_consumer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
@@ -165,25 +267,23 @@ fn disconnect_wakes_parked_consumer() {
             let name =
                 format!("disconnect_wakes_parked_consumer({strategy:?}, push_first {push_first})");
             model(name, move || {
-                let (mut tx, mut rx) = Builder::new(2)
-                    .wait_strategy(strategy)
-                    .build::<usize>()
-                    .unwrap();
-                let consumer = thread::spawn(move || {
-                    let first = rx.pop();
-                    let second = rx.pop();
-                    (first, second)
-                });
-                if push_first {
-                    tx.try_push(7).unwrap();
-                }
-                drop(tx);
-                let (first, second) = consumer.join().unwrap();
-                if push_first {
-                    assert_eq!((first, second), (Ok(7), Err(PopError)));
-                } else {
-                    assert_eq!((first, second), (Err(PopError), Err(PopError)));
-                }
+                disconnect_wakes_parked_consumer_on::<Indexed>(strategy, push_first)
+            });
+        }
+    }
+}
+
+/// `Stamped`: the parked consumer re-checks the slot's stamp, and the item pushed before the
+/// drop must be seen through it (or through `tail`, after the disconnect) before `PopError`.
+#[test]
+fn stamped_disconnect_wakes_parked_consumer() {
+    for strategy in [WaitStrategy::Park, spin_then_park()] {
+        for push_first in [false, true] {
+            let name = format!(
+                "stamped_disconnect_wakes_parked_consumer({strategy:?}, push_first {push_first})"
+            );
+            model(name, move || {
+                disconnect_wakes_parked_consumer_on::<Stamped>(strategy, push_first)
             });
         }
     }
@@ -212,68 +312,112 @@ fn disconnect_wakes_parked_producer() {
 
 /// No lost wake-up, consumer side: a consumer parked on an empty ring must be woken by a push.
 /// The producer stays alive until the consumer returns, so only the wake-up can release it.
+fn no_lost_wakeup_parked_consumer_on<R: Readiness>(strategy: WaitStrategy) {
+    let (mut tx, mut rx) = Builder::new(2)
+        .wait_strategy(strategy)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    let consumer = thread::spawn(move || rx.pop());
+    tx.try_push(5).unwrap();
+    assert_eq!(consumer.join().unwrap(), Ok(5));
+    drop(tx);
+}
+
 #[test]
 fn no_lost_wakeup_parked_consumer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
         model(
             format!("no_lost_wakeup_parked_consumer({strategy:?})"),
-            move || {
-                let (mut tx, mut rx) = Builder::new(2)
-                    .wait_strategy(strategy)
-                    .build::<usize>()
-                    .unwrap();
-                let consumer = thread::spawn(move || rx.pop());
-                tx.try_push(5).unwrap();
-                assert_eq!(consumer.join().unwrap(), Ok(5));
-                drop(tx);
-            },
+            move || no_lost_wakeup_parked_consumer_on::<Indexed>(strategy),
+        );
+    }
+}
+
+/// `Stamped`: the parked consumer's re-check after `Event::prepare` reads the slot's stamp,
+/// which the producer stores after `tail` and before its `has_waiters` check; the wake-up
+/// protocol must still cover it.
+#[test]
+fn stamped_no_lost_wakeup_parked_consumer() {
+    for strategy in [WaitStrategy::Park, spin_then_park()] {
+        model(
+            format!("stamped_no_lost_wakeup_parked_consumer({strategy:?})"),
+            move || no_lost_wakeup_parked_consumer_on::<Stamped>(strategy),
         );
     }
 }
 
 /// The same with `pop_batch`.
+fn no_lost_wakeup_parked_batch_consumer_on<R: Readiness>() {
+    let (mut tx, mut rx) = Builder::new(2)
+        .wait_strategy(WaitStrategy::Park)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    let consumer = thread::spawn(move || {
+        let mut out = Vec::new();
+        rx.pop_batch(&mut out, 2).map(|_| out)
+    });
+    assert_eq!(tx.push_slice(&[1, 2]), 2);
+    let out = consumer.join().unwrap().unwrap();
+    assert!(out == [1] || out == [1, 2], "{out:?}");
+    drop(tx);
+}
+
 #[test]
 fn no_lost_wakeup_parked_batch_consumer() {
-    model("no_lost_wakeup_parked_batch_consumer", || {
-        let (mut tx, mut rx) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Park)
-            .build::<usize>()
-            .unwrap();
-        let consumer = thread::spawn(move || {
-            let mut out = Vec::new();
-            rx.pop_batch(&mut out, 2).map(|_| out)
-        });
-        assert_eq!(tx.push_slice(&[1, 2]), 2);
-        let out = consumer.join().unwrap().unwrap();
-        assert!(out == [1] || out == [1, 2], "{out:?}");
-        drop(tx);
-    });
+    model(
+        "no_lost_wakeup_parked_batch_consumer",
+        no_lost_wakeup_parked_batch_consumer_on::<Indexed>,
+    );
+}
+
+/// `Stamped`: the parked batch consumer re-checks the front slot's stamp; `push_slice` stores
+/// `tail`, then both stamps, then checks for waiters.
+#[test]
+fn stamped_no_lost_wakeup_parked_batch_consumer() {
+    model(
+        "stamped_no_lost_wakeup_parked_batch_consumer",
+        no_lost_wakeup_parked_batch_consumer_on::<Stamped>,
+    );
 }
 
 /// No lost wake-up, producer side: a producer parked on a full ring of capacity 2 (wake
 /// threshold 2 / 4 clamped to 1) must be woken by one pop. The consumer stays alive until the
 /// producer returns.
+fn no_lost_wakeup_parked_producer_on<R: Readiness>(strategy: WaitStrategy) {
+    let (mut tx, mut rx) = Builder::new(2)
+        .wait_strategy(strategy)
+        .build_flavour::<usize, R>()
+        .unwrap();
+    assert_eq!(tx.push_slice(&[0, 1]), 2);
+    let producer = thread::spawn(move || {
+        tx.push(2).unwrap();
+        tx
+    });
+    assert_eq!(rx.pop(), Ok(0));
+    let tx = producer.join().unwrap();
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Ok(2));
+    drop(tx);
+}
+
 #[test]
 fn no_lost_wakeup_parked_producer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
         model(
             format!("no_lost_wakeup_parked_producer({strategy:?})"),
-            move || {
-                let (mut tx, mut rx) = Builder::new(2)
-                    .wait_strategy(strategy)
-                    .build::<usize>()
-                    .unwrap();
-                assert_eq!(tx.push_slice(&[0, 1]), 2);
-                let producer = thread::spawn(move || {
-                    tx.push(2).unwrap();
-                    tx
-                });
-                assert_eq!(rx.pop(), Ok(0));
-                let tx = producer.join().unwrap();
-                assert_eq!(rx.try_pop(), Ok(1));
-                assert_eq!(rx.try_pop(), Ok(2));
-                drop(tx);
-            },
+            move || no_lost_wakeup_parked_producer_on::<Indexed>(strategy),
+        );
+    }
+}
+
+/// `Stamped`: the pop that frees the slot learnt of its item from the stamp; the woken
+/// producer's item 2 then lands in slot 0 over item 0's stamp.
+#[test]
+fn stamped_no_lost_wakeup_parked_producer() {
+    for strategy in [WaitStrategy::Park, spin_then_park()] {
+        model(
+            format!("stamped_no_lost_wakeup_parked_producer({strategy:?})"),
+            move || no_lost_wakeup_parked_producer_on::<Stamped>(strategy),
         );
     }
 }
@@ -300,35 +444,99 @@ fn no_lost_wakeup_parked_producer_batch_release() {
 }
 
 /// Items still in the ring when both halves go, dropped concurrently: each exactly once.
-#[test]
-fn items_left_are_dropped_once() {
-    model("items_left_are_dropped_once", || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        struct Counted(Arc<AtomicUsize>);
-        impl Drop for Counted {
-            fn drop(&mut self) {
-                self.0.fetch_add(1, Ordering::Relaxed);
+fn items_left_are_dropped_once_on<R: Readiness>() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let (mut tx, mut rx) = Builder::new(2).build_flavour::<Counted, R>().unwrap();
+    let d = drops.clone();
+    let producer = thread::spawn(move || {
+        let mut refused = 0;
+        for _ in 0..3 {
+            if tx.try_push(Counted(d.clone())).is_err() {
+                refused += 1; // dropped right here, with the error
             }
         }
-        let (mut tx, mut rx) = Builder::new(2).build::<Counted>().unwrap();
-        let d = drops.clone();
+        refused
+    });
+    let popped = rx.try_pop().is_ok() as usize;
+    drop(rx);
+    let refused = producer.join().unwrap();
+    assert!(refused <= 3 && popped <= 1);
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        3,
+        "each item dropped exactly once"
+    );
+}
+
+#[test]
+fn items_left_are_dropped_once() {
+    model(
+        "items_left_are_dropped_once",
+        items_left_are_dropped_once_on::<Indexed>,
+    );
+}
+
+#[test]
+fn stamped_items_left_are_dropped_once() {
+    model(
+        "stamped_items_left_are_dropped_once",
+        items_left_are_dropped_once_on::<Stamped>,
+    );
+}
+
+/// `Stamped`: a single pop (which learns of one item from the slot's stamp) racing batch pops
+/// (which load `tail`) while the producer publishes one item, then a batch of two whose stamps
+/// are written one by one after `tail`. Whatever the interleaving: items come out in order,
+/// exactly once, and the consumer's own view of the counters never shows more popped than
+/// pushed (the producer stores `tail` before the stamps for that reason), nor more in the ring
+/// than the capacity.
+#[test]
+fn stamped_single_pop_races_batch_pop() {
+    model("stamped_single_pop_races_batch_pop", || {
+        let (mut tx, mut rx) = Builder::new(3)
+            .start_sequence(usize::MAX - 1)
+            .build_flavour::<usize, Stamped>()
+            .unwrap();
         let producer = thread::spawn(move || {
-            let mut refused = 0;
-            for _ in 0..3 {
-                if tx.try_push(Counted(d.clone())).is_err() {
-                    refused += 1; // dropped right here, with the error
-                }
-            }
-            refused
+            tx.try_push(0).unwrap();
+            assert_eq!(tx.push_slice(&[1, 2]), 2, "three slots, three items");
+            tx
         });
-        let popped = rx.try_pop().is_ok() as usize;
-        drop(rx);
-        let refused = producer.join().unwrap();
-        assert!(refused <= 3 && popped <= 1);
-        assert_eq!(
-            drops.load(Ordering::Relaxed),
-            3,
-            "each item dropped exactly once"
-        );
+        let mut seen = Vec::new();
+        let check = |rx: &weir::spsc::Consumer<usize, Stamped>, seen: &Vec<usize>| {
+            let m = rx.metrics();
+            assert_eq!(m.popped, seen.len() as u64);
+            assert!(m.pushed >= m.popped, "popped ahead of pushed: {m:?}");
+            assert!(m.pushed - m.popped <= 3, "{m:?}");
+        };
+        // A single pop (stamp), a batch (tail), a single pop again (stamp).
+        if let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        check(&rx, &seen);
+        let mut out = Vec::new();
+        match rx.try_pop_batch(&mut out, 3) {
+            Ok(n) => assert_eq!(n, out.len()),
+            Err(e) => assert_eq!(e, TryPopError::Empty),
+        }
+        seen.append(&mut out);
+        check(&rx, &seen);
+        if let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        check(&rx, &seen);
+        let tx = producer.join().unwrap();
+        while let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        assert_eq!(seen, [0, 1, 2]);
+        drop(tx);
+        assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
     });
 }

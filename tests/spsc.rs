@@ -1,6 +1,9 @@
 //! Integration tests of the SPSC ring: stress across two threads, exactly-once drops, the
 //! CPU cost of a parked producer, batched wake-ups, disconnects, timeouts and exact capacity.
 //!
+//! Every test but the few that name `spsc::channel` runs on both flavours, as `indexed::NAME`
+//! and `stamped::NAME` (see `tests/flavours/mod.rs`).
+//!
 //! Sizes scale down under miri and in debug builds; `WEIR_STRESS_ITEMS` overrides the number of
 //! items of the stress tests (CI lowers it for the sanitizer runs).
 
@@ -12,10 +15,52 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use weir::spsc::{self, Builder, Consumer, Producer};
+
+#[macro_use]
+mod flavours;
+use flavours::{ring, Flavour};
 use weir::{
     CapacityError, PopError, PopTimeoutError, PushTimeoutError, TryPopError, TryPushError,
     WaitStrategy,
 };
+
+for_both_flavours!(
+    stress_default_strategy_order_and_count,
+    stress_busy_spin_order_and_count,
+    stress_batches_both_sides,
+    items_left_in_ring_are_dropped_once_when_both_halves_go,
+    refused_items_are_handed_back_not_dropped,
+    threads_drop_every_item_exactly_once_after_disconnects,
+    #[cfg_attr(miri, ignore = "miri has no thread CPU clock")]
+    blocked_producer_burns_almost_no_cpu,
+    #[cfg_attr(miri, ignore = "miri has no thread CPU clock")]
+    blocked_consumer_burns_almost_no_cpu,
+    #[cfg_attr(
+        miri,
+        ignore = "needs real time: under miri the producer may never park"
+    )]
+    slow_consumer_does_not_cost_a_wake_per_item,
+    #[cfg_attr(
+        miri,
+        ignore = "needs real time: under miri the producer may never park"
+    )]
+    slow_consumer_sends_about_one_wake_per_park,
+    #[cfg_attr(
+        miri,
+        ignore = "needs real time: under miri the producer may never park"
+    )]
+    producer_wake_threshold_is_configurable,
+    consumer_drains_then_sees_disconnect,
+    parked_consumer_wakes_on_disconnect_in_every_form,
+    parked_producer_wakes_on_disconnect_and_gets_its_item_back,
+    disconnected_producer_refuses_everything,
+    timeouts_hand_items_back,
+    push_timeout_succeeds_when_room_appears,
+    capacity_is_exact_for_awkward_sizes,
+    capacity_zero_is_an_error,
+    absurd_capacities_are_errors,
+    handles_are_send_and_debug,
+);
 
 /// Items moved by each stress test: tens of millions in an optimised build.
 fn stress_items() -> u64 {
@@ -35,11 +80,11 @@ fn stress_items() -> u64 {
 }
 
 /// Producer: `push` of every number; consumer: `pop_batch`, checking order and count.
-fn stress_single(strategy: WaitStrategy, capacity: usize) {
+fn stress_single<R: Flavour>(strategy: WaitStrategy, capacity: usize) {
     let n = stress_items();
     let (mut tx, mut rx) = Builder::new(capacity)
         .wait_strategy(strategy)
-        .build::<u64>()
+        .build_flavour::<u64, R>()
         .unwrap();
     let producer = thread::spawn(move || {
         for i in 0..n {
@@ -62,22 +107,19 @@ fn stress_single(strategy: WaitStrategy, capacity: usize) {
     eprintln!("stress {strategy:?} cap {capacity}: moved {n} items; {m:?}");
 }
 
-#[test]
-fn stress_default_strategy_order_and_count() {
-    stress_single(WaitStrategy::default(), 1000);
+fn stress_default_strategy_order_and_count<R: Flavour>() {
+    stress_single::<R>(WaitStrategy::default(), 1000);
 }
 
-#[test]
-fn stress_busy_spin_order_and_count() {
-    stress_single(WaitStrategy::BusySpin, 1024);
+fn stress_busy_spin_order_and_count<R: Flavour>() {
+    stress_single::<R>(WaitStrategy::BusySpin, 1024);
 }
 
-/// Batches on both sides: `push_slice`/`push_iter` in, `read_chunk`+`commit` and
-/// `try_pop_batch` out, over an awkward capacity.
-#[test]
-fn stress_batches_both_sides() {
+/// Batches on both sides: `push_slice`/`push_iter` in, `read_chunk`+`commit` (`Indexed`) or
+/// single pops (`Stamped`) and `try_pop_batch` out, over an awkward capacity.
+fn stress_batches_both_sides<R: Flavour>() {
     let n = stress_items();
-    let (mut tx, mut rx) = spsc::channel::<u64>(777);
+    let (mut tx, mut rx) = ring::<u64, R>(777);
     let producer = thread::spawn(move || {
         let mut next = 0u64;
         let mut buf = [0u64; 100];
@@ -108,18 +150,13 @@ fn stress_batches_both_sides() {
         round += 1;
         let max = round % 300 + 1;
         if round % 2 == 0 {
-            match rx.read_chunk(max) {
-                Ok(chunk) => {
-                    let (a, b) = chunk.as_slices();
-                    assert_eq!(a.len() + b.len(), chunk.len());
-                    assert!(chunk.len() <= max);
-                    let take = chunk.len().div_ceil(2).max(1).min(chunk.len());
-                    for &v in a.iter().chain(b).take(take) {
-                        assert_eq!(v, expect);
-                        expect += 1;
-                    }
-                    chunk.commit(take);
-                }
+            // `Indexed`: `read_chunk` + `commit`; `Stamped`: single pops (the stamp path),
+            // interleaved with the batches below (the `tail` path).
+            match R::pop_some(&mut rx, max, |&v| {
+                assert_eq!(v, expect);
+                expect += 1;
+            }) {
+                Ok(k) => assert!(k >= 1 && k <= max),
                 Err(TryPopError::Empty) => thread::yield_now(),
                 Err(e) => {
                     assert_eq!(e, TryPopError::Disconnected);
@@ -201,11 +238,10 @@ impl Drop for Tracked {
     }
 }
 
-#[test]
-fn items_left_in_ring_are_dropped_once_when_both_halves_go() {
+fn items_left_in_ring_are_dropped_once_when_both_halves_go<R: Flavour>() {
     for producer_first in [true, false] {
         let ledger = Arc::new(Ledger::default());
-        let (mut tx, mut rx) = spsc::channel::<Tracked>(5);
+        let (mut tx, mut rx) = ring::<Tracked, R>(5);
         for id in 0..5 {
             assert!(tx.try_push(ledger.item(id)).is_ok());
         }
@@ -226,10 +262,9 @@ fn items_left_in_ring_are_dropped_once_when_both_halves_go() {
     }
 }
 
-#[test]
-fn refused_items_are_handed_back_not_dropped() {
+fn refused_items_are_handed_back_not_dropped<R: Flavour>() {
     let ledger = Arc::new(Ledger::default());
-    let (mut tx, rx) = spsc::channel::<Tracked>(1);
+    let (mut tx, rx) = ring::<Tracked, R>(1);
     tx.try_push(ledger.item(0)).ok().unwrap();
     let back = tx.try_push(ledger.item(1)).unwrap_err();
     assert!(back.is_full());
@@ -255,12 +290,11 @@ fn refused_items_are_handed_back_not_dropped() {
     assert_eq!(ledger.dropped(), 6);
 }
 
-#[test]
-fn threads_drop_every_item_exactly_once_after_disconnects() {
+fn threads_drop_every_item_exactly_once_after_disconnects<R: Flavour>() {
     let n = (stress_items() / 20).max(if cfg!(miri) { 100 } else { 1_000 });
     for consumer_quits_early in [false, true] {
         let ledger = Arc::new(Ledger::default());
-        let (mut tx, mut rx) = spsc::channel::<Tracked>(64);
+        let (mut tx, mut rx) = ring::<Tracked, R>(64);
         let l = ledger.clone();
         let producer = thread::spawn(move || {
             let mut refused = 0u64;
@@ -321,14 +355,12 @@ fn thread_cpu_time() -> Duration {
 
 /// A producer blocked on a full ring for ~200 ms must sleep, not spin: its CPU time must be a
 /// small fraction of the wall time it waited. (A resource bound, not a speed claim.)
-#[test]
-#[cfg_attr(miri, ignore = "miri has no thread CPU clock")]
-fn blocked_producer_burns_almost_no_cpu() {
+fn blocked_producer_burns_almost_no_cpu<R: Flavour>() {
     #[cfg(not(miri))]
     for strategy in [WaitStrategy::default(), WaitStrategy::Park] {
         let (mut tx, mut rx) = Builder::new(4)
             .wait_strategy(strategy)
-            .build::<u32>()
+            .build_flavour::<u32, R>()
             .unwrap();
         assert_eq!(tx.push_iter(0..4), 4);
         let producer = thread::spawn(move || {
@@ -357,12 +389,10 @@ fn blocked_producer_burns_almost_no_cpu() {
 }
 
 /// The same for a consumer waiting on an empty ring.
-#[test]
-#[cfg_attr(miri, ignore = "miri has no thread CPU clock")]
-fn blocked_consumer_burns_almost_no_cpu() {
+fn blocked_consumer_burns_almost_no_cpu<R: Flavour>() {
     #[cfg(not(miri))]
     {
-        let (mut tx, mut rx) = spsc::channel::<u32>(4);
+        let (mut tx, mut rx) = ring::<u32, R>(4);
         let consumer = thread::spawn(move || {
             let cpu0 = thread_cpu_time();
             let wall0 = Instant::now();
@@ -381,7 +411,7 @@ fn blocked_consumer_burns_almost_no_cpu() {
 
 /// Runs a producer with `WaitStrategy::Park` against a consumer that pauses `pause` per
 /// item (`sleep`: yield the core while pausing, else spin), and returns the consumer's metrics.
-fn slow_consumer_run(
+fn slow_consumer_run<R: Flavour>(
     items: u32,
     capacity: usize,
     threshold: Option<usize>,
@@ -391,7 +421,7 @@ fn slow_consumer_run(
     if let Some(t) = threshold {
         b = b.producer_wake_threshold(t);
     }
-    let (mut tx, mut rx) = b.build::<u32>().unwrap();
+    let (mut tx, mut rx) = b.build_flavour::<u32, R>().unwrap();
     let producer = thread::spawn(move || {
         for i in 0..items {
             tx.push(i).unwrap();
@@ -428,14 +458,9 @@ fn slow_consumer_run(
 
 /// A slow consumer must not cost one wake-up per item: a parked producer is woken only once a
 /// half of the ring (the default threshold) is free, so it refills in bursts.
-#[test]
-#[cfg_attr(
-    miri,
-    ignore = "needs real time: under miri the producer may never park"
-)]
-fn slow_consumer_does_not_cost_a_wake_per_item() {
+fn slow_consumer_does_not_cost_a_wake_per_item<R: Flavour>() {
     let items = if cfg!(miri) { 100 } else { 3_000 };
-    let m = slow_consumer_run(items, 64, None, true);
+    let m = slow_consumer_run::<R>(items, 64, None, true);
     // The ideal is popped / 32 (the default threshold on 64 slots); allow 4x that.
     assert!(
         m.producer_wakeups * 8 <= m.popped,
@@ -451,14 +476,9 @@ fn slow_consumer_does_not_cost_a_wake_per_item() {
 /// Regression test: it caught 768..1053 wake-ups for 165..172 parks (every pop between the
 /// threshold and the woken producer's unregistering sent another futex wake), fixed on main in
 /// 06aca46 (the notifier takes the sole waiter's registration).
-#[test]
-#[cfg_attr(
-    miri,
-    ignore = "needs real time: under miri the producer may never park"
-)]
-fn slow_consumer_sends_about_one_wake_per_park() {
+fn slow_consumer_sends_about_one_wake_per_park<R: Flavour>() {
     let items = if cfg!(miri) { 100 } else { 3_000 };
-    let m = slow_consumer_run(items, 64, None, false);
+    let m = slow_consumer_run::<R>(items, 64, None, false);
     assert!(
         m.producer_wakeups <= m.producer_parks + m.producer_parks / 4 + 2,
         "{} wake-ups for {} parks",
@@ -469,14 +489,9 @@ fn slow_consumer_sends_about_one_wake_per_park() {
 
 /// The threshold is configurable: with a threshold equal to the capacity the producer is woken
 /// only when the ring is empty.
-#[test]
-#[cfg_attr(
-    miri,
-    ignore = "needs real time: under miri the producer may never park"
-)]
-fn producer_wake_threshold_is_configurable() {
+fn producer_wake_threshold_is_configurable<R: Flavour>() {
     let items = if cfg!(miri) { 100 } else { 2_000 };
-    let m = slow_consumer_run(items, 16, Some(16), true);
+    let m = slow_consumer_run::<R>(items, 16, Some(16), true);
     assert!(m.producer_wakeups * 8 <= m.popped);
 }
 
@@ -488,9 +503,8 @@ fn pause() {
     thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 30 }));
 }
 
-#[test]
-fn consumer_drains_then_sees_disconnect() {
-    let (mut tx, mut rx) = spsc::channel::<u32>(4);
+fn consumer_drains_then_sees_disconnect<R: Flavour>() {
+    let (mut tx, mut rx) = ring::<u32, R>(4);
     tx.push_slice(&[1, 2, 3]);
     assert!(!rx.is_disconnected());
     drop(tx);
@@ -511,17 +525,18 @@ fn consumer_drains_then_sees_disconnect() {
         Err(TryPopError::Disconnected)
     );
     assert_eq!(rx.pop_batch(&mut out, 4), Err(PopError));
-    assert!(rx.read_chunk(4).is_err());
+    if let Some(r) = R::read_chunk_len(&mut rx, 4) {
+        assert_eq!(r, Err(TryPopError::Disconnected));
+    }
     assert_eq!(rx.peek(), None);
 }
 
-#[test]
-fn parked_consumer_wakes_on_disconnect_in_every_form() {
+fn parked_consumer_wakes_on_disconnect_in_every_form<R: Flavour>() {
     for strategy in [WaitStrategy::default(), WaitStrategy::Park] {
         for form in 0..4 {
             let (tx, mut rx) = Builder::new(2)
                 .wait_strategy(strategy)
-                .build::<u32>()
+                .build_flavour::<u32, R>()
                 .unwrap();
             let t = thread::spawn(move || {
                 let mut out = Vec::new();
@@ -545,13 +560,12 @@ fn parked_consumer_wakes_on_disconnect_in_every_form() {
     }
 }
 
-#[test]
-fn parked_producer_wakes_on_disconnect_and_gets_its_item_back() {
+fn parked_producer_wakes_on_disconnect_and_gets_its_item_back<R: Flavour>() {
     for strategy in [WaitStrategy::default(), WaitStrategy::Park] {
         for timed in [false, true] {
             let (mut tx, rx) = Builder::new(1)
                 .wait_strategy(strategy)
-                .build::<String>()
+                .build_flavour::<String, R>()
                 .unwrap();
             tx.try_push("in".into()).unwrap();
             let t = thread::spawn(move || {
@@ -571,9 +585,8 @@ fn parked_producer_wakes_on_disconnect_and_gets_its_item_back() {
     }
 }
 
-#[test]
-fn disconnected_producer_refuses_everything() {
-    let (mut tx, rx) = spsc::channel::<u32>(4);
+fn disconnected_producer_refuses_everything<R: Flavour>() {
+    let (mut tx, rx) = ring::<u32, R>(4);
     drop(rx);
     assert!(tx.is_disconnected());
     assert!(matches!(tx.try_push(1), Err(TryPushError::Disconnected(1))));
@@ -586,9 +599,8 @@ fn disconnected_producer_refuses_everything() {
     assert_eq!(tx.push_iter([6, 7]), 0);
 }
 
-#[test]
-fn timeouts_hand_items_back() {
-    let (mut tx, mut rx) = spsc::channel::<String>(2);
+fn timeouts_hand_items_back<R: Flavour>() {
+    let (mut tx, mut rx) = ring::<String, R>(2);
     tx.try_push("a".into()).unwrap();
     tx.try_push("b".into()).unwrap();
     let t0 = Instant::now();
@@ -625,9 +637,8 @@ fn timeouts_hand_items_back() {
     assert!(m.push_full >= 2 && m.pop_empty >= 2, "{m:?}");
 }
 
-#[test]
-fn push_timeout_succeeds_when_room_appears() {
-    let (mut tx, mut rx) = spsc::channel::<u32>(1);
+fn push_timeout_succeeds_when_room_appears<R: Flavour>() {
+    let (mut tx, mut rx) = ring::<u32, R>(1);
     tx.try_push(1).unwrap();
     let t = thread::spawn(move || {
         pause();
@@ -643,7 +654,7 @@ fn push_timeout_succeeds_when_room_appears() {
 // Capacity
 // ---------------------------------------------------------------------------------------------
 
-fn fill_with_try_push(tx: &mut Producer<usize>) -> usize {
+fn fill_with_try_push<R: Flavour>(tx: &mut Producer<usize, R>) -> usize {
     let mut n = 0;
     while tx.try_push(n).is_ok() {
         n += 1;
@@ -651,7 +662,7 @@ fn fill_with_try_push(tx: &mut Producer<usize>) -> usize {
     n
 }
 
-fn drain(rx: &mut Consumer<usize>) -> usize {
+fn drain<R: Flavour>(rx: &mut Consumer<usize, R>) -> usize {
     let mut n = 0;
     while rx.try_pop().is_ok() {
         n += 1;
@@ -659,15 +670,14 @@ fn drain(rx: &mut Consumer<usize>) -> usize {
     n
 }
 
-#[test]
-fn capacity_is_exact_for_awkward_sizes() {
+fn capacity_is_exact_for_awkward_sizes<R: Flavour>() {
     let sizes: &[usize] = if cfg!(miri) {
         &[1, 2, 3, 5, 7, 9, 33]
     } else {
         &[1, 2, 3, 5, 7, 9, 33, 100, 1000, 1023, 1025, 4097, 65_537]
     };
     for &cap in sizes {
-        let (mut tx, mut rx) = spsc::channel::<usize>(cap);
+        let (mut tx, mut rx) = ring::<usize, R>(cap);
         assert_eq!((tx.capacity(), rx.capacity()), (cap, cap));
         for round in 0..3 {
             // Offset the ring so that the exact bound is checked across the buffer's end too.
@@ -692,15 +702,17 @@ fn capacity_is_exact_for_awkward_sizes() {
     }
 }
 
-#[test]
-fn capacity_zero_is_an_error() {
-    assert_eq!(spsc::try_channel::<u8>(0).unwrap_err(), CapacityError::Zero);
+fn capacity_zero_is_an_error<R: Flavour>() {
     assert_eq!(
-        Builder::new(0).build::<String>().unwrap_err(),
+        Builder::new(0).build_flavour::<u8, R>().unwrap_err(),
         CapacityError::Zero
     );
     assert_eq!(
-        Builder::new(0).build::<()>().unwrap_err(),
+        Builder::new(0).build_flavour::<String, R>().unwrap_err(),
+        CapacityError::Zero
+    );
+    assert_eq!(
+        Builder::new(0).build_flavour::<(), R>().unwrap_err(),
         CapacityError::Zero
     );
 }
@@ -711,24 +723,25 @@ fn channel_with_capacity_zero_panics() {
     let _ = spsc::channel::<u8>(0);
 }
 
-#[test]
-fn absurd_capacities_are_errors() {
+fn absurd_capacities_are_errors<R: Flavour>() {
     for cap in [usize::MAX, usize::MAX / 2 + 2, usize::MAX / 2 + 1] {
         assert_eq!(
-            spsc::try_channel::<u8>(cap).unwrap_err(),
+            Builder::new(cap).build_flavour::<u8, R>().unwrap_err(),
             CapacityError::TooLarge { requested: cap }
         );
     }
     // 2^60 slots of 16 bytes overflow usize; 2^59 of them exceed isize::MAX bytes.
     for cap in [1usize << 60, (1 << 59) + 1, 1 << 59] {
         assert_eq!(
-            spsc::try_channel::<u128>(cap).unwrap_err(),
+            Builder::new(cap).build_flavour::<u128, R>().unwrap_err(),
             CapacityError::TooLarge { requested: cap }
         );
     }
     // A zero-sized item needs no memory, but the slot count must still be a usize.
     assert_eq!(
-        spsc::try_channel::<()>(usize::MAX).unwrap_err(),
+        Builder::new(usize::MAX)
+            .build_flavour::<(), R>()
+            .unwrap_err(),
         CapacityError::TooLarge {
             requested: usize::MAX
         }
@@ -741,12 +754,11 @@ fn channel_with_absurd_capacity_panics() {
     let _ = spsc::channel::<u64>(usize::MAX);
 }
 
-#[test]
-fn handles_are_send_and_debug() {
+fn handles_are_send_and_debug<R: Flavour>() {
     fn send<T: Send>() {}
-    send::<Producer<String>>();
-    send::<Consumer<String>>();
-    let (tx, rx) = spsc::channel::<u8>(3);
+    send::<Producer<String, R>>();
+    send::<Consumer<String, R>>();
+    let (tx, rx) = ring::<u8, R>(3);
     let s = format!("{tx:?} {rx:?}");
     assert!(s.contains("capacity: 3"), "{s}");
 }

@@ -1,7 +1,9 @@
 #![no_main]
 //! Concurrent fuzzing of the SPSC ring: a producer thread and a consumer thread, each running a
 //! list of operations taken from the input (blocking and non-blocking, single and batch,
-//! timeouts, yields, dropping its half early), on a capacity and wait strategy from the input.
+//! timeouts, yields, dropping its half early), on a flavour (`Indexed` or `Stamped`, the first
+//! byte's low bit), capacity and wait strategy from the input. `Stamped` has no `read_chunk`:
+//! there, `ReadChunk` is that many single pops (each reading the slot's stamp).
 //!
 //! Checked: the consumer receives a prefix of the producer's sequence, in order, without gaps
 //! or duplicates; every item refused to the producer is handed back (the same item); every item
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
-use weir::spsc::Builder;
+use weir::spsc::{Builder, Consumer, Indexed, Readiness, Stamped};
 use weir::{PopTimeoutError, PushTimeoutError, TryPopError, TryPushError, WaitStrategy};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -51,6 +53,8 @@ enum Strategy {
 
 #[derive(Arbitrary, Debug)]
 struct Input {
+    /// `Stamped` if true, else `Indexed` (first, so that it is the first byte's low bit).
+    stamped: bool,
     capacity: u8,
     strategy: Strategy,
     threshold: Option<u8>,
@@ -83,7 +87,49 @@ fn timeout(t: u8) -> Duration {
     Duration::from_micros(u64::from(t % 50))
 }
 
+/// What `ConsumerOp::ReadChunk(max, commit)` does on each flavour: takes up to `commit % (len +
+/// 1)` of the first `max` ready items, passing each to `check`.
+trait Flavour: Readiness {
+    fn read_chunk(rx: &mut Consumer<Item, Self>, max: u8, commit: u8, check: impl FnMut(&Item));
+}
+
+impl Flavour for Indexed {
+    fn read_chunk(rx: &mut Consumer<Item, Self>, max: u8, commit: u8, check: impl FnMut(&Item)) {
+        if let Ok(chunk) = rx.read_chunk(usize::from(max % 16)) {
+            let (a, b) = chunk.as_slices();
+            let n = usize::from(commit) % (chunk.len() + 1);
+            a.iter().chain(b).take(n).for_each(check);
+            chunk.commit(n);
+        }
+    }
+}
+
+impl Flavour for Stamped {
+    fn read_chunk(
+        rx: &mut Consumer<Item, Self>,
+        max: u8,
+        commit: u8,
+        mut check: impl FnMut(&Item),
+    ) {
+        let n = usize::from(commit) % (usize::from(max % 16) + 1);
+        for _ in 0..n {
+            match rx.try_pop() {
+                Ok(v) => check(&v),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 fuzz_target!(|input: Input| {
+    if input.stamped {
+        run::<Stamped>(&input);
+    } else {
+        run::<Indexed>(&input);
+    }
+});
+
+fn run<R: Flavour>(input: &Input) {
     let capacity = usize::from(input.capacity % 8) + 1;
     let strategy = match input.strategy {
         Strategy::Default => WaitStrategy::default(),
@@ -102,7 +148,7 @@ fuzz_target!(|input: Input| {
     if input.near_wrap {
         builder = builder.start_sequence(usize::MAX - 3);
     }
-    let (mut tx, mut rx) = builder.build::<Item>().unwrap();
+    let (mut tx, mut rx) = builder.build_flavour::<Item, R>().unwrap();
     let ledger = Arc::new(Ledger {
         made: AtomicU64::new(0),
         dropped: Mutex::new(HashSet::new()),
@@ -191,14 +237,7 @@ fuzz_target!(|input: Input| {
                 }
             }
             ConsumerOp::ReadChunk(m, c) => {
-                if let Ok(chunk) = rx.read_chunk(usize::from(m % 16)) {
-                    let (a, b) = chunk.as_slices();
-                    let n = usize::from(c) % (chunk.len() + 1);
-                    for v in a.iter().chain(b).take(n) {
-                        check(&mut expect, v.id);
-                    }
-                    chunk.commit(n);
-                }
+                R::read_chunk(&mut rx, m, c, |v| check(&mut expect, v.id));
             }
             ConsumerOp::Peek => {
                 if let Some(v) = rx.peek() {
@@ -229,4 +268,4 @@ fuzz_target!(|input: Input| {
     let dropped = ledger.dropped.lock().unwrap();
     assert_eq!(dropped.len() as u64, made, "an item was leaked");
     assert!(dropped.iter().all(|&s| s < made));
-});
+}

@@ -1,18 +1,21 @@
 #![no_main]
 //! Differential fuzzing of the SPSC ring against a `VecDeque` model, on one thread.
 //!
-//! The input picks a capacity (1..=16), where the sequence counters start (0, or just below
+//! The input picks the flavour (the first byte's low bit: `Indexed` or `Stamped`), a capacity
+//! (1..=16), where the sequence counters start (0, or just below
 //! `usize::MAX` so that wrap-around is crossed), whether items are `Copy` (`u32`, so that
 //! `push_slice` is exercised) or heap-owning tracked items (drops are checked to happen exactly
 //! once, with no leak), and then a sequence of every `Producer`/`Consumer` operation, including
-//! dropping either half. Every result is compared with the model, capacities exactly.
+//! dropping either half. Every result is compared with the model, capacities exactly. On the
+//! `Stamped` flavour, which has no `read_chunk`, the `ReadChunk` operation becomes that many
+//! single pops (each one reading the slot's stamp).
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
-use weir::spsc::{Builder, Producer};
+use weir::spsc::{Builder, Consumer, Indexed, Producer, Readiness, Stamped};
 use weir::{PopTimeoutError, PushTimeoutError, TryPopError, TryPushError};
 
 #[derive(Arbitrary, Debug)]
@@ -38,6 +41,8 @@ enum Op {
 
 #[derive(Arbitrary, Debug)]
 struct Input {
+    /// `Stamped` if true, else `Indexed` (first, so that it is the first byte's low bit).
+    stamped: bool,
     capacity: u8,
     near_wrap: Option<u8>,
     tracked: bool,
@@ -79,7 +84,7 @@ trait Item: Sized {
     fn make(id: u32) -> Self;
     fn id(&self) -> u32;
     /// `push_slice` for `Copy` items; `push_iter` over the same ids otherwise.
-    fn push_many(tx: &mut Producer<Self>, ids: &[u32]) -> usize;
+    fn push_many<R: Readiness>(tx: &mut Producer<Self, R>, ids: &[u32]) -> usize;
 }
 
 impl Item for u32 {
@@ -89,7 +94,7 @@ impl Item for u32 {
     fn id(&self) -> u32 {
         *self
     }
-    fn push_many(tx: &mut Producer<Self>, ids: &[u32]) -> usize {
+    fn push_many<R: Readiness>(tx: &mut Producer<Self, R>, ids: &[u32]) -> usize {
         tx.push_slice(ids)
     }
 }
@@ -101,20 +106,64 @@ impl Item for Tracked {
     fn id(&self) -> u32 {
         self.id
     }
-    fn push_many(tx: &mut Producer<Self>, ids: &[u32]) -> usize {
+    fn push_many<R: Readiness>(tx: &mut Producer<Self, R>, ids: &[u32]) -> usize {
         tx.push_iter(ids.iter().map(|&i| Tracked::new(i)))
+    }
+}
+
+/// `read_chunk`, for the flavour that has it.
+trait Flavour: Readiness {
+    /// `read_chunk(max)`: `Ok((chunk length, committed))`, where `decide` sees the chunk's ids
+    /// and says how many to commit; `None` if the flavour has no `read_chunk`.
+    fn read_chunk<T: Item>(
+        c: &mut Consumer<T, Self>,
+        max: usize,
+        decide: impl FnOnce(&[u32]) -> usize,
+    ) -> Option<Result<(usize, usize), TryPopError>>;
+}
+
+impl Flavour for Indexed {
+    fn read_chunk<T: Item>(
+        c: &mut Consumer<T, Self>,
+        max: usize,
+        decide: impl FnOnce(&[u32]) -> usize,
+    ) -> Option<Result<(usize, usize), TryPopError>> {
+        Some(c.read_chunk(max).map(|chunk| {
+            let len = chunk.len();
+            assert_eq!(chunk.is_empty(), len == 0);
+            let (a, b) = chunk.as_slices();
+            assert_eq!(a.len() + b.len(), len);
+            let seen: Vec<u32> = a.iter().chain(b).map(Item::id).collect();
+            let n = decide(&seen);
+            if n == len {
+                chunk.commit_all();
+            } else {
+                chunk.commit(n);
+            }
+            (len, n)
+        }))
+    }
+}
+
+impl Flavour for Stamped {
+    fn read_chunk<T: Item>(
+        _: &mut Consumer<T, Self>,
+        _: usize,
+        _: impl FnOnce(&[u32]) -> usize,
+    ) -> Option<Result<(usize, usize), TryPopError>> {
+        None
     }
 }
 
 const SHORT: Duration = Duration::from_micros(1);
 
-fn run<T: Item>(input: &Input) {
+fn run<T: Item, R: Flavour>(input: &Input) {
     let capacity = usize::from(input.capacity % 16) + 1;
     let mut builder = Builder::new(capacity);
     if let Some(k) = input.near_wrap {
         builder = builder.start_sequence(usize::MAX - usize::from(k % 40));
     }
-    let (tx, rx) = builder.build::<T>().unwrap();
+    let (tx, rx) = builder.build_flavour::<T, R>().unwrap();
     let mut tx = Some(tx);
     let mut rx = Some(rx);
     let mut model: VecDeque<u32> = VecDeque::new();
@@ -283,29 +332,25 @@ fn run<T: Item>(input: &Input) {
             Op::ReadChunk { max, commit, all } => {
                 let Some(c) = rx.as_mut() else { continue };
                 let max = usize::from(*max % 20);
-                match c.read_chunk(max) {
-                    Ok(chunk) => {
-                        let expect = model.len().min(max);
-                        assert_eq!(chunk.len(), expect, "chunk size, max {max}");
-                        assert_eq!(chunk.is_empty(), expect == 0);
-                        let (a, b) = chunk.as_slices();
-                        let seen: Vec<u32> = a.iter().chain(b).map(Item::id).collect();
-                        let front: Vec<u32> = model.iter().take(expect).copied().collect();
-                        assert_eq!(seen, front);
-                        let n = if *all {
-                            chunk.commit_all();
-                            expect
-                        } else {
-                            let n = usize::from(*commit) % (expect + 1);
-                            chunk.commit(n);
-                            n
-                        };
+                let expect = model.len().min(max);
+                let front: Vec<u32> = model.iter().take(expect).copied().collect();
+                let decide = |seen: &[u32]| {
+                    assert_eq!(seen, front, "chunk contents, max {max}");
+                    if *all {
+                        seen.len()
+                    } else {
+                        usize::from(*commit) % (seen.len() + 1)
+                    }
+                };
+                match R::read_chunk(c, max, decide) {
+                    Some(Ok((len, n))) => {
+                        assert_eq!(len, expect, "chunk size, max {max}");
                         for _ in 0..n {
                             model.pop_front();
                             popped += 1;
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         // Only an empty ring refuses (also with max 0: the cache is reloaded).
                         assert!(model.is_empty(), "read_chunk refused ready items");
                         let want = if producer_alive {
@@ -314,6 +359,18 @@ fn run<T: Item>(input: &Input) {
                             TryPopError::Disconnected
                         };
                         assert_eq!(e, want);
+                    }
+                    None => {
+                        // No `read_chunk` (`Stamped`): as many single pops as the chunk would
+                        // have committed, each learning of its item from the slot's stamp.
+                        let n = if *all {
+                            expect
+                        } else {
+                            usize::from(*commit) % (expect + 1)
+                        };
+                        for _ in 0..n {
+                            expect_front!(c.try_pop().expect("a ready item was not popped").id());
+                        }
                     }
                 }
             }
@@ -359,10 +416,11 @@ fn check_no_tracked_left() {
 }
 
 fuzz_target!(|input: Input| {
-    if input.tracked {
-        run::<Tracked>(&input);
-        check_no_tracked_left();
-    } else {
-        run::<u32>(&input);
+    match (input.tracked, input.stamped) {
+        (true, false) => run::<Tracked, Indexed>(&input),
+        (true, true) => run::<Tracked, Stamped>(&input),
+        (false, false) => run::<u32, Indexed>(&input),
+        (false, true) => run::<u32, Stamped>(&input),
     }
+    check_no_tracked_left();
 });
