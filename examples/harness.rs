@@ -59,10 +59,6 @@ struct Args {
     /// Write a chart of the goal ratios (SVG) to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
-    /// Also run the design prototype (a stamp-per-slot SPSC ring for u64, see
-    /// benches/common/mod.rs) in the spsc and rtt rows; never part of a goal.
-    #[arg(long)]
-    proto: bool,
     /// Instead of the table: run one contender's single-threaded push/pop loop (for
     /// `valgrind --tool=callgrind`, see docs/benchmarks.md). Names: weir, rtrb, ringbuf,
     /// arrayqueue, crossbeam-channel, kanal, flume, std, disruptor, weir-vec (try_pop_batch),
@@ -90,8 +86,6 @@ fn run_icount(name: &str, items: u64, batch: bool) {
         "flume" => icount::<Flume>(items, batch),
         "std" => icount::<StdSync>(items, batch),
         "disruptor" => icount::<Disruptor>(items, batch),
-        "proto" => icount::<ProtoStamp>(items, batch),
-        "proto-split" => icount::<ProtoSplit>(items, batch),
         "weir-mpmc" => icount_mpmc::<WeirMpmc>(items),
         "arrayqueue-mpmc" => icount_mpmc::<ArrayQueue>(items),
         "crossbeam-channel-mpmc" => icount_mpmc::<CrossbeamChannel>(items),
@@ -282,7 +276,7 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
             )
         };
     }
-    let mut all = vec![
+    let all = vec![
         e!(Weir),
         e!(WeirStamped),
         e!(Rtrb),
@@ -294,10 +288,6 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(StdSync),
         e!(Disruptor),
     ];
-    if args.proto {
-        all.push(e!(ProtoStamp));
-        all.push(e!(ProtoSplit));
-    }
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
 
@@ -373,10 +363,6 @@ fn rtt_entries(args: &Args, s: &Sizes) -> Vec<Entry<Boxed<Quantiles>>> {
         e!(StdSync),
         e!(Disruptor),
     ];
-    if args.proto {
-        all.push(e!(ProtoStamp));
-        all.push(e!(ProtoSplit));
-    }
     all.retain(|e| selected(args, e.name));
     all.push(entry(
         FLOOR,
