@@ -200,183 +200,125 @@ impl Spsc for Weir {
     }
 }
 
-/// weir with the consumer batch taken by `try_pop_batch` into a `Vec` (moves the items out).
-pub struct WeirVec;
-impl Spsc for WeirVec {
-    const NAME: &'static str = "weir (try_pop_batch)";
-    const BATCH_API: &'static str = "push_slice / try_pop_batch";
-    type Tx = weir::spsc::Producer<u64>;
-    type Rx = (weir::spsc::Consumer<u64>, Vec<u64>);
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        let (tx, rx) = weir::spsc::channel(capacity);
-        (tx, (rx, Vec::with_capacity(BATCH)))
-    }
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.0.try_pop().ok()
-    }
-    #[inline(always)]
-    fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
-        tx.push_slice(items)
-    }
-    #[inline(always)]
-    fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
-        let (rx, buf) = rx;
-        buf.clear();
-        match rx.try_pop_batch(buf, max) {
-            Ok(n) => {
-                buf.iter().for_each(|&v| sink(v));
-                n
+/// A weir SPSC contender whose consumer batch is taken by `try_pop_batch` into a `Vec` (moves the
+/// items out): `$name` of flavour `$flavour`.
+macro_rules! weir_vec_contender {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $flavour:ty) => {
+        $(#[$doc])*
+        pub struct $ty;
+        impl Spsc for $ty {
+            const NAME: &'static str = $name;
+            const BATCH_API: &'static str = "push_slice / try_pop_batch";
+            type Tx = weir::spsc::Producer<u64, $flavour>;
+            type Rx = (weir::spsc::Consumer<u64, $flavour>, Vec<u64>);
+            fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+                let (tx, rx) = weir::spsc::Builder::new(capacity)
+                    .build_flavour::<u64, $flavour>()
+                    .unwrap();
+                (tx, (rx, Vec::with_capacity(BATCH)))
             }
-            Err(_) => 0,
-        }
-    }
-}
-
-/// weir whose blocking calls busy-spin (`WaitStrategy::BusySpin`); the round trip uses
-/// `push`/`pop`.
-pub struct WeirBusySpin;
-impl Spsc for WeirBusySpin {
-    const NAME: &'static str = "weir push/pop, BusySpin";
-    const RTT_BLOCKING: bool = true;
-    type Tx = weir::spsc::Producer<u64>;
-    type Rx = weir::spsc::Consumer<u64>;
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        weir::spsc::Builder::new(capacity)
-            .wait_strategy(weir::WaitStrategy::BusySpin)
-            .build()
-            .unwrap()
-    }
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
-    }
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.try_pop().ok()
-    }
-    fn push_blocking(tx: &mut Self::Tx, v: u64) {
-        tx.push(v).unwrap()
-    }
-    fn pop_blocking(rx: &mut Self::Rx) -> u64 {
-        rx.pop().unwrap()
-    }
-}
-
-/// weir with its default wait (spin, then yield, then park on a futex); blocking `push`/`pop`.
-pub struct WeirPark;
-impl Spsc for WeirPark {
-    const NAME: &'static str = "weir push/pop, spin-then-park";
-    const RTT_BLOCKING: bool = true;
-    type Tx = weir::spsc::Producer<u64>;
-    type Rx = weir::spsc::Consumer<u64>;
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        weir::spsc::channel(capacity)
-    }
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
-    }
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.try_pop().ok()
-    }
-    fn push_blocking(tx: &mut Self::Tx, v: u64) {
-        tx.push(v).unwrap()
-    }
-    fn pop_blocking(rx: &mut Self::Rx) -> u64 {
-        rx.pop().unwrap()
-    }
-}
-
-/// weir's `Stamped` flavour (readiness stamped in each slot): try + spin; batches with
-/// `push_slice` / `try_pop_batch` (this flavour has no `read_chunk`).
-pub struct WeirStamped;
-impl Spsc for WeirStamped {
-    const NAME: &'static str = "weir Stamped";
-    const BATCH_API: &'static str = "push_slice / try_pop_batch";
-    type Tx = weir::spsc::Producer<u64, weir::spsc::Stamped>;
-    type Rx = (weir::spsc::Consumer<u64, weir::spsc::Stamped>, Vec<u64>);
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        let (tx, rx) = weir::spsc::Builder::new(capacity).build_stamped().unwrap();
-        (tx, (rx, Vec::with_capacity(BATCH)))
-    }
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.0.try_pop().ok()
-    }
-    #[inline(always)]
-    fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
-        tx.push_slice(items)
-    }
-    #[inline(always)]
-    fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
-        let (rx, buf) = rx;
-        buf.clear();
-        match rx.try_pop_batch(buf, max) {
-            Ok(n) => {
-                buf.iter().for_each(|&v| sink(v));
-                n
+            #[inline(always)]
+            fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+                tx.try_push(v).is_ok()
             }
-            Err(_) => 0,
+            #[inline(always)]
+            fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+                rx.0.try_pop().ok()
+            }
+            #[inline(always)]
+            fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
+                tx.push_slice(items)
+            }
+            #[inline(always)]
+            fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
+                let (rx, buf) = rx;
+                buf.clear();
+                match rx.try_pop_batch(buf, max) {
+                    Ok(n) => {
+                        buf.iter().for_each(|&v| sink(v));
+                        n
+                    }
+                    Err(_) => 0,
+                }
+            }
         }
-    }
+    };
 }
 
-/// weir `Stamped` with blocking `push`/`pop` that busy-spin (`WaitStrategy::BusySpin`).
-pub struct WeirStampedBusySpin;
-impl Spsc for WeirStampedBusySpin {
-    const NAME: &'static str = "weir Stamped push/pop, BusySpin";
-    const RTT_BLOCKING: bool = true;
-    type Tx = weir::spsc::Producer<u64, weir::spsc::Stamped>;
-    type Rx = weir::spsc::Consumer<u64, weir::spsc::Stamped>;
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        weir::spsc::Builder::new(capacity)
-            .wait_strategy(weir::WaitStrategy::BusySpin)
-            .build_stamped()
-            .unwrap()
-    }
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
-    }
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.try_pop().ok()
-    }
-    fn push_blocking(tx: &mut Self::Tx, v: u64) {
-        tx.push(v).unwrap()
-    }
-    fn pop_blocking(rx: &mut Self::Rx) -> u64 {
-        rx.pop().unwrap()
-    }
+/// A weir SPSC contender whose round trip uses the blocking `push`/`pop` with wait strategy
+/// `$wait`, of flavour `$flavour`.
+macro_rules! weir_blocking_contender {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $flavour:ty, $wait:expr) => {
+        $(#[$doc])*
+        pub struct $ty;
+        impl Spsc for $ty {
+            const NAME: &'static str = $name;
+            const RTT_BLOCKING: bool = true;
+            type Tx = weir::spsc::Producer<u64, $flavour>;
+            type Rx = weir::spsc::Consumer<u64, $flavour>;
+            fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+                weir::spsc::Builder::new(capacity)
+                    .wait_strategy($wait)
+                    .build_flavour::<u64, $flavour>()
+                    .unwrap()
+            }
+            fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+                tx.try_push(v).is_ok()
+            }
+            fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+                rx.try_pop().ok()
+            }
+            fn push_blocking(tx: &mut Self::Tx, v: u64) {
+                tx.push(v).unwrap()
+            }
+            fn pop_blocking(rx: &mut Self::Rx) -> u64 {
+                rx.pop().unwrap()
+            }
+        }
+    };
 }
 
-/// weir `Stamped` with its default wait (spin, then yield, then park); blocking `push`/`pop`.
-pub struct WeirStampedPark;
-impl Spsc for WeirStampedPark {
-    const NAME: &'static str = "weir Stamped push/pop, spin-then-park";
-    const RTT_BLOCKING: bool = true;
-    type Tx = weir::spsc::Producer<u64, weir::spsc::Stamped>;
-    type Rx = weir::spsc::Consumer<u64, weir::spsc::Stamped>;
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        weir::spsc::Builder::new(capacity).build_stamped().unwrap()
-    }
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
-    }
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.try_pop().ok()
-    }
-    fn push_blocking(tx: &mut Self::Tx, v: u64) {
-        tx.push(v).unwrap()
-    }
-    fn pop_blocking(rx: &mut Self::Rx) -> u64 {
-        rx.pop().unwrap()
-    }
-}
+weir_vec_contender!(
+    /// weir (`Indexed`) with the consumer batch taken by `try_pop_batch`.
+    WeirVec,
+    "weir (try_pop_batch)",
+    weir::spsc::Indexed
+);
+weir_vec_contender!(
+    /// weir's `Stamped` flavour (readiness stamped in each slot): try + spin; batches with
+    /// `push_slice` / `try_pop_batch` (this flavour has no `read_chunk`).
+    WeirStamped,
+    "weir Stamped",
+    weir::spsc::Stamped
+);
+weir_blocking_contender!(
+    /// weir whose blocking calls busy-spin; the round trip uses `push`/`pop`.
+    WeirBusySpin,
+    "weir push/pop, BusySpin",
+    weir::spsc::Indexed,
+    weir::WaitStrategy::BusySpin
+);
+weir_blocking_contender!(
+    /// weir with its default wait (spin, then yield, then park on a futex).
+    WeirPark,
+    "weir push/pop, spin-then-park",
+    weir::spsc::Indexed,
+    weir::WaitStrategy::default()
+);
+weir_blocking_contender!(
+    /// weir `Stamped` with blocking calls that busy-spin.
+    WeirStampedBusySpin,
+    "weir Stamped push/pop, BusySpin",
+    weir::spsc::Stamped,
+    weir::WaitStrategy::BusySpin
+);
+weir_blocking_contender!(
+    /// weir `Stamped` with its default wait (spin, then yield, then park).
+    WeirStampedPark,
+    "weir Stamped push/pop, spin-then-park",
+    weir::spsc::Stamped,
+    weir::WaitStrategy::default()
+);
 
 /// rtrb 0.4: `push`/`pop`; batches with `push_partial_slice` / `read_chunk`.
 pub struct Rtrb;
