@@ -276,8 +276,7 @@ struct Shared<T, R: Readiness> {
 
 // SAFETY: the slots are only accessed under the counter protocol: a slot between `head` and
 // `tail` (or marked by its stamp, in the `Stamped` flavour) belongs to the consumer, any other to
-// the producer, and each handle is owned by one
-// thread at a time. Items cross threads, so `T: Send` is required; no `&T` is ever shared
+// the producer, and each handle is owned by one thread at a time. Items cross threads, so `T: Send` is required; no `&T` is ever shared
 // between threads (peek needs `&mut Consumer`), so `T: Sync` is not.
 unsafe impl<T: Send, R: Readiness> Send for Shared<T, R> {}
 // SAFETY: as above; `&Shared` only gives access to atomics and to slots through the protocol.
@@ -342,8 +341,8 @@ impl<T, R: Readiness> Shared<T, R> {
         #[cfg(not(loom))]
         if let Some(base) = self.items_ptr() {
             let (start, first) = self.runs(seq, items.len());
-            // SAFETY: the slots are an array of `T` (`items_ptr`); `start + first <= buffer.len()` and
-            // `items.len() - first <= start` (the runs do not overlap, since
+            // SAFETY: the slots are an array of `T` (`items_ptr`); `start + first <=
+            // buffer.len()` and `items.len() - first <= start` (the runs do not overlap, since
             // `items.len() <= capacity <= buffer.len()`); the slots are free and ours (caller),
             // and writing through the cells' shared pointer is what `UnsafeCell` allows.
             unsafe {
@@ -848,7 +847,8 @@ pub struct Consumer<T, R: Readiness = Indexed> {
     shared: Arc<Shared<T, R>>,
     /// Our own counter: we are its only writer, so this copy is always exact.
     head: usize,
-    /// The producer's `tail` as last seen; never ahead of the real one.
+    /// The producer's `tail` as last seen; never ahead of the real one. Used by the `Indexed`
+    /// flavour only (`Stamped` learns single items from the slot, batches from `tail` itself).
     cached_tail: usize,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
@@ -945,8 +945,8 @@ impl<T, R: Readiness> Consumer<T, R> {
     #[inline(always)]
     fn take_front(&mut self) -> T {
         // SAFETY: the caller saw `head < tail` or the slot's stamp marked for `head` (Acquire,
-        // pairing with the producer's Release store of either), so the slot holds an initialised item
-        // that the producer will not touch until we publish a larger head.
+        // pairing with the producer's Release store of either), so the slot holds an initialised
+        // item that the producer will not touch until we publish a larger head.
         self.shared
             .slot(self.head)
             .with(|p| unsafe { (*p).assume_init_read() })
