@@ -43,8 +43,8 @@ pub(crate) const SLOT_ALIGN: usize = if cfg!(weir_slot_align_16) { 16 } else { 1
 /// `Box<[S]>` would start wherever the allocator puts it (glibc: 16 bytes past a line boundary),
 /// so a batch of whole cache lines' worth of items would straddle one line more than it needs,
 /// and the line at each batch boundary would be written by the producer while the consumer
-/// still reads it. Starting on a line boundary makes batches of 8 `u64` multiples line up with
-/// the lines. Dereferences to `[S]`; drops its slots, then frees the memory. (`pub` in a private
+/// still reads it. Starting on a line boundary lines a batch of 8k `u64` items up with k
+/// lines. Dereferences to `[S]`; drops its slots, then frees the memory. (`pub` in a private
 /// module, for the sealed flavour trait of `spsc`; not nameable outside the crate.)
 pub struct SlotArray<S> {
     ptr: NonNull<S>,
@@ -57,10 +57,10 @@ impl<S> SlotArray<S> {
     pub(crate) fn new(len: usize, mut init: impl FnMut(usize) -> S) -> Self {
         let layout = Self::layout(len);
         if layout.size() == 0 {
-            // Zero-sized slots (or none): nothing to allocate; a dangling, aligned pointer is
-            // valid for reads and writes of zero-sized values.
-            // A zero-sized value "lives" at the dangling pointer: building one and forgetting it
-            // is moving it there, and `drop` drops it once. Nothing to do if it has no `Drop`.
+            // Zero-sized slots: nothing to allocate; a dangling, aligned pointer is valid for
+            // reads and writes of zero-sized values. Such a value "lives" at the dangling
+            // pointer: building one and forgetting it is moving it there, and `drop` drops it
+            // once. Nothing to do if it has no `Drop`.
             if needs_drop::<S>() {
                 for i in 0..len {
                     std::mem::forget(init(i));
