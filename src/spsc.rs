@@ -1013,7 +1013,7 @@ impl<T, R: Readiness> Consumer<T, R> {
             Ok(v) => Ok(v),
             Err(TryPopError::Disconnected) => Err(PopError),
             Err(TryPopError::Empty) => {
-                self.wait_ready(1, None).map_err(|_| PopError)?;
+                self.wait_after_empty(1, None).map_err(|_| PopError)?;
                 self.try_pop_quiet().map_err(|_| PopError)
             }
         }
@@ -1045,19 +1045,29 @@ impl<T, R: Readiness> Consumer<T, R> {
         match self.ready_or_err(want) {
             Ok(n) => Ok(n),
             Err(TryPopError::Disconnected) => Err(PopTimeoutError::Disconnected),
-            Err(TryPopError::Empty) => {
-                SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
-                // A short wait (a ping-pong hop) is resolved on the caller's own path, without
-                // a `Waiter`.
-                let strategy = self.shared.consumer_wait;
-                let quick = spin_briefly(strategy, deadline, || match self.ready_or_err(want) {
-                    Ok(n) => Some(Ok(n)),
-                    Err(TryPopError::Disconnected) => Some(Err(PopTimeoutError::Disconnected)),
-                    Err(TryPopError::Empty) => None,
-                });
-                quick.unwrap_or_else(|| self.wait_ready_slow(want, deadline))
-            }
+            Err(TryPopError::Empty) => self.wait_after_empty(want, deadline),
         }
+    }
+
+    /// `wait_ready` for a caller that has just found the ring empty: the first re-check comes
+    /// after a spin hint, not at once (polling the line back at once can delay the producer's
+    /// store to it).
+    #[inline]
+    fn wait_after_empty(
+        &mut self,
+        want: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, PopTimeoutError> {
+        SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
+        // A short wait (a ping-pong hop) is resolved on the caller's own path, without a
+        // `Waiter`.
+        let strategy = self.shared.consumer_wait;
+        let quick = spin_briefly(strategy, deadline, || match self.ready_or_err(want) {
+            Ok(n) => Some(Ok(n)),
+            Err(TryPopError::Disconnected) => Some(Err(PopTimeoutError::Disconnected)),
+            Err(TryPopError::Empty) => None,
+        });
+        quick.unwrap_or_else(|| self.wait_ready_slow(want, deadline))
     }
 
     #[cold]
