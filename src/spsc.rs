@@ -1819,7 +1819,7 @@ mod tests {
     /// pops, so that the two readiness paths interleave while the producer is running; the
     /// counters start just below `usize::MAX`.
     fn threads_mix_single_and_batch_pops<R: Readiness>() {
-        let n: u64 = if cfg!(miri) { 100 } else { 200_000 };
+        let n: u64 = if cfg!(miri) { 100 } else { 50_000 };
         for cap in [1usize, 3, 8] {
             let (mut tx, mut rx) = ring_at::<u64, R>(cap, usize::MAX - 2);
             let t = std::thread::spawn(move || {
@@ -1883,7 +1883,7 @@ mod tests {
     /// stores `tail` before the stamps so that the `tail` this thread loads next is at least
     /// the item's sequence plus one.
     fn consumer_never_sees_popped_ahead_of_pushed<R: Readiness>() {
-        let n: u64 = if cfg!(miri) { 200 } else { 100_000 };
+        let n: u64 = if cfg!(miri) { 200 } else { 30_000 };
         let cap = 4;
         let (mut tx, mut rx) = Builder::new(cap)
             .wait_strategy(WaitStrategy::BusySpin)

@@ -100,6 +100,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "safe code, 10^4 steps: 15 s under miri")]
     fn long_run_admits_burst_plus_rate_times_time() {
         let t0 = Instant::now();
         let bucket = TokenBucket::new(200.0, 10, t0); // 5 ms per token

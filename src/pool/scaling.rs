@@ -477,6 +477,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "safe-code step model of 10^4 ticks: a minute under miri"
+    )]
     fn no_events_while_depth_stays_between_the_marks() {
         let mut m = Model::new(100, 1, 4, 10 * MS, 50 * MS);
         // Swing across the whole band between the marks (11 ..= 74) for ten seconds.
@@ -485,6 +489,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "safe-code step model of 10^4 ticks: a minute under miri"
+    )]
     fn load_at_the_high_edge_only_grows_boundedly_and_never_flaps() {
         // Depth crosses the high mark on every other millisecond for ten seconds: 5000 crossings.
         let mut m = Model::new(100, 1, 4, 10 * MS, 50 * MS);
