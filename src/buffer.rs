@@ -122,6 +122,73 @@ impl<S> Drop for SlotArray<S> {
     }
 }
 
+/// How far ahead of its writes a producer asks for cache lines: 8 lines (512 bytes). A
+/// cache-to-cache transfer takes 100–300 ns on the machine of docs/benchmarks.md, and a line of
+/// `u64`s is written in 8 pushes of a few ns each: a request issued 8 lines ahead has arrived by
+/// the time the producer gets there.
+pub(crate) const PREFETCH_LINES: usize = 8;
+
+/// Slots of type `S` per 64-byte cache line, rounded down to a power of two, at least 1.
+pub(crate) const fn slots_per_line<S>() -> usize {
+    let size = size_of::<S>();
+    if size == 0 || size >= 64 {
+        1
+    } else {
+        let n = 64 / size;
+        // The largest power of two not above `n`.
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// Whether the SPSC producer schedules write prefetches: on x86-64 when the CPU has
+/// `PREFETCHW` (CPUID leaf 8000_0001h, ECX bit 8: every AMD64 CPU since K8, Intel since
+/// Broadwell); never under loom or on other architectures. Under miri, yes, so that the
+/// interpreter checks the producer's bookkeeping around the prefetch; [`prefetch_for_write`]
+/// itself compiles to nothing there. The producer asks once, when a ring is built.
+pub(crate) fn write_prefetch_available() -> bool {
+    if cfg!(all(miri, not(loom))) {
+        return true;
+    }
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    {
+        use std::arch::x86_64::__cpuid;
+        // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
+        // leaf 8000_0001h is asked only if leaf 8000_0000h reports it.
+        #[allow(unused_unsafe)]
+        let ecx = unsafe {
+            if __cpuid(0x8000_0000).eax < 0x8000_0001 {
+                return false;
+            }
+            __cpuid(0x8000_0001).ecx
+        };
+        ecx & (1 << 8) != 0
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    false
+}
+
+/// Asks the core to fetch the cache line holding `*p` in the state for writing (x86-64
+/// `PREFETCHW`), so that the store that comes later does not wait for the line to leave the
+/// other core's cache. A hint: reads and writes nothing. Call only where
+/// [`write_prefetch_available`] said yes (a producer keeps the answer); nothing under miri and
+/// loom.
+#[inline(always)]
+pub(crate) fn prefetch_for_write<S>(p: *const S) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: PREFETCHW never faults, whatever the address, and changes no register, flag or
+    // memory contents: only where a cache line is held. The CPU supports it (the caller checked
+    // `write_prefetch_available`).
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
+}
+
 /// Allocates `len` slots, each built by `init(index)`.
 pub(crate) fn alloc_slots<S>(len: usize, init: impl FnMut(usize) -> S) -> Box<[S]> {
     (0..len).map(init).collect()
@@ -152,6 +219,30 @@ mod tests {
         assert_eq!(DROPS.load(Ordering::Relaxed), 5);
         let zst = SlotArray::new(1 << 20, |_| ());
         assert_eq!(zst.len(), 1 << 20);
+    }
+
+    #[test]
+    fn slots_per_line_is_a_power_of_two_that_fits_a_line() {
+        assert_eq!(slots_per_line::<u8>(), 64);
+        assert_eq!(slots_per_line::<u64>(), 8);
+        assert_eq!(slots_per_line::<[u8; 12]>(), 4); // 5 fit; rounded down
+        assert_eq!(slots_per_line::<[u8; 24]>(), 2);
+        assert_eq!(slots_per_line::<[u8; 40]>(), 1);
+        assert_eq!(slots_per_line::<[u8; 64]>(), 1);
+        assert_eq!(slots_per_line::<[u8; 200]>(), 1);
+        assert_eq!(slots_per_line::<()>(), 1);
+    }
+
+    #[test]
+    fn a_write_prefetch_of_any_address_is_harmless() {
+        // A hint: even a dangling or null address must not fault, and nothing is written.
+        let x = 5u64;
+        if write_prefetch_available() {
+            prefetch_for_write(&x);
+            prefetch_for_write(std::ptr::null::<u64>());
+            prefetch_for_write(NonNull::<u64>::dangling().as_ptr());
+        }
+        assert_eq!(x, 5);
     }
 
     #[test]

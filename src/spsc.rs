@@ -36,7 +36,10 @@
 
 mod readiness;
 
-use crate::buffer::{slot_count, Slot, SlotArray};
+use crate::buffer::{
+    prefetch_for_write, slot_count, slots_per_line, write_prefetch_available, Slot, SlotArray,
+    PREFETCH_LINES,
+};
 use crate::error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
     TryPushError,
@@ -108,6 +111,8 @@ pub struct Builder {
     consumer_wait: WaitStrategy,
     producer_wake_threshold: Option<usize>,
     consumer_wake_threshold: usize,
+    write_prefetch: bool,
+    prefetch_lines: usize,
     start: usize,
 }
 
@@ -120,6 +125,8 @@ impl Builder {
             consumer_wait: WaitStrategy::default(),
             producer_wake_threshold: None,
             consumer_wake_threshold: 1,
+            write_prefetch: true,
+            prefetch_lines: PREFETCH_LINES,
             start: 0,
         }
     }
@@ -165,6 +172,32 @@ impl Builder {
     /// above 1 the consumer also re-checks on its own every 2 ms.
     pub fn consumer_wake_threshold(mut self, items: usize) -> Self {
         self.consumer_wake_threshold = items;
+        self
+    }
+
+    /// Whether single-item pushes ask for the cache line they will write next, eight lines
+    /// ahead, in the state for writing (x86-64 `PREFETCHW`, where the CPU has it; elsewhere
+    /// this setting does nothing). Default: on. When the ring runs full, the line a push needs
+    /// is the one the consumer has just read, still in the consumer's cache; asking early
+    /// overlaps that transfer with the pushes in between. Only lines that are free by the
+    /// producer's view are asked for, never one the consumer may still be reading. Turn it off
+    /// to compare, or where both handles run on one core (docs/benchmarks.md, "Write prefetch").
+    ///
+    /// ```
+    /// let (tx, rx) = weir::spsc::Builder::new(1024).write_prefetch(false).build::<u64>()?;
+    /// # drop((tx, rx));
+    /// # Ok::<(), weir::CapacityError>(())
+    /// ```
+    pub fn write_prefetch(mut self, on: bool) -> Self {
+        self.write_prefetch = on;
+        self
+    }
+
+    /// How many cache lines ahead [`write_prefetch`](Self::write_prefetch) asks for (default 8):
+    /// for the distance experiments of docs/benchmarks.md. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn write_prefetch_lines(mut self, lines: usize) -> Self {
+        self.prefetch_lines = lines;
         self
     }
 
@@ -237,6 +270,16 @@ impl Builder {
             shared: shared.clone(),
             tail: self.start,
             limit: self.start.wrapping_add(capacity),
+            checkpoint: self.start,
+            // The first line start from `start` on (`start` is 0 but in wrap-around tests).
+            prefetch_at: self.start.wrapping_add(
+                self.start.wrapping_neg() & (slots_per_line::<Cell<T, R::Stamp>>() - 1),
+            ),
+            prefetch_ahead: if self.write_prefetch {
+                prefetch_distance::<Cell<T, R::Stamp>>(capacity, self.prefetch_lines)
+            } else {
+                0
+            },
             spin_budget: SpinBudget::new(),
         };
         let consumer = Consumer {
@@ -473,8 +516,33 @@ pub struct Producer<T, R: Readiness = Indexed> {
     /// The consumer's `head` as last seen, plus the capacity: we may write up to (not including)
     /// this sequence number. Never ahead of the real bound, since the real head only grows.
     limit: usize,
+    /// Where a single push next leaves its fast path: `limit` (reload the consumer's counter)
+    /// or `prefetch_at`, whichever comes first from `tail`. Never further from `tail` than
+    /// `limit`, so `tail != checkpoint` implies `tail != limit`: a free slot. One comparison
+    /// per push covers both (see [`Producer::pass_checkpoint`]).
+    checkpoint: usize,
+    /// The next line start at which a push asks for the line `prefetch_ahead` slots further
+    /// on (see [`Producer::prefetch_line`]); unused when `prefetch_ahead == 0`.
+    prefetch_at: usize,
+    /// How many slots ahead of `tail` a push asks for the next cache line to write; 0 when off.
+    prefetch_ahead: usize,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
+}
+
+/// The producer's write-prefetch distance in slots for a ring of `capacity` slots of type `S`:
+/// `lines` lines ([`PREFETCH_LINES`] by default), or 0 (off) when the CPU has no write prefetch, the slots take no
+/// memory, or the ring is too small for a line that far ahead to be free.
+fn prefetch_distance<S>(capacity: usize, lines: usize) -> usize {
+    let ahead = lines.saturating_mul(slots_per_line::<S>());
+    if std::mem::size_of::<S>() == 0
+        || ahead == 0
+        || ahead.saturating_add(slots_per_line::<S>()) > capacity
+        || !write_prefetch_available()
+    {
+        return 0;
+    }
+    ahead
 }
 
 impl<T, R: Readiness> Producer<T, R> {
@@ -496,7 +564,39 @@ impl<T, R: Readiness> Producer<T, R> {
         // it freed happen before we overwrite them.
         let head = self.shared.head.load(Ordering::Acquire);
         self.limit = head.wrapping_add(self.shared.capacity);
+        self.set_checkpoint();
         self.limit.wrapping_sub(self.tail)
+    }
+
+    /// The nearer of `limit` and (with the prefetch on) `prefetch_at`, from `tail`. Called
+    /// whenever `tail` or `limit` moves other than by a single push.
+    #[inline(always)]
+    fn set_checkpoint(&mut self) {
+        let to_limit = self.limit.wrapping_sub(self.tail);
+        let to_prefetch = self.prefetch_at.wrapping_sub(self.tail);
+        self.checkpoint = if self.prefetch_ahead != 0 && to_prefetch < to_limit {
+            self.prefetch_at
+        } else {
+            self.limit
+        };
+    }
+
+    /// A single push found `tail == checkpoint`. Reloads the consumer's counter if `tail` is
+    /// at the cached bound (returns false if the ring is really full), issues the write
+    /// prefetch if `tail` is at `prefetch_at`, and sets the next checkpoint.
+    #[inline]
+    fn pass_checkpoint(&mut self) -> bool {
+        if self.tail == self.limit && self.reload_limit() == 0 {
+            return false; // full: `checkpoint == limit == tail`, so the next push checks again
+        }
+        if self.prefetch_ahead != 0 && self.tail == self.prefetch_at {
+            self.prefetch_line(self.tail);
+            self.prefetch_at = self
+                .tail
+                .wrapping_add(slots_per_line::<Cell<T, R::Stamp>>());
+        }
+        self.set_checkpoint();
+        true
     }
 
     #[inline(always)]
@@ -506,14 +606,37 @@ impl<T, R: Readiness> Producer<T, R> {
         self.shared.consumer_closed.load(Ordering::Relaxed)
     }
 
+    /// Before writing slot `seq`, the first of a cache line: asks for the line `prefetch_ahead`
+    /// slots further on, in the state for writing, if all of it is free by our cached bound
+    /// (never a line the consumer may still be reading: that would pull it away from the
+    /// consumer). When the ring runs full, the line the producer writes next is the one the
+    /// consumer read last, still in the consumer's cache; asking for it early overlaps that
+    /// transfer with the pushes in between instead of stalling the store that needs it
+    /// (docs/benchmarks.md, "Write prefetch").
+    #[inline(always)]
+    fn prefetch_line(&self, seq: usize) {
+        let ahead = seq.wrapping_add(self.prefetch_ahead);
+        // The line's last slot is free (`< limit`, in wrapping arithmetic), so all of it is.
+        let line_end = ahead.wrapping_add(slots_per_line::<Cell<T, R::Stamp>>() - 1);
+        if (self.limit.wrapping_sub(line_end) as isize) > 0 {
+            prefetch_for_write(self.shared.cell(ahead));
+        }
+    }
+
     /// Publishes `n` slots written from `self.tail` on, and wakes a parked consumer if needed.
     #[inline(always)]
     fn publish(&mut self, n: usize) {
+        let first = self.tail;
+        self.tail = first.wrapping_add(n);
+        // Batches do not prefetch; the next single push does, from the next line start on.
+        let per_line = slots_per_line::<Cell<T, R::Stamp>>();
+        self.prefetch_at = self
+            .tail
+            .wrapping_add(self.tail.wrapping_neg() & (per_line - 1));
+        self.set_checkpoint();
         // A local: the compiler fence below makes the compiler reload what it reads from memory,
         // and this pointer is the same after it.
         let shared = &*self.shared;
-        let first = self.tail;
-        self.tail = first.wrapping_add(n);
         // Release: pairs with the consumer's Acquire load of `tail`; the slot writes before this
         // store are visible to it once it sees the new value.
         shared.tail.store(self.tail, Ordering::Release);
@@ -561,18 +684,20 @@ impl<T, R: Readiness> Producer<T, R> {
         if self.consumer_gone() {
             return Err(TryPushError::Disconnected(value));
         }
-        // The common case costs one comparison: the cached bound says there is room.
-        if self.tail == self.limit && self.reload_limit() == 0 {
+        // The common case costs one comparison: the cached bound says there is room and no
+        // prefetch is due.
+        if self.tail == self.checkpoint && !self.pass_checkpoint() {
             return Err(TryPushError::Full(value));
         }
+        debug_assert!(self.tail != self.limit, "checkpoint invariant");
         // `publish(1)` spelled out, so that the slot's address is computed once (the atomic
         // store in between keeps the compiler from reusing it).
         let shared = &*self.shared;
         let seq = self.tail;
         let cell = shared.cell(seq);
-        // SAFETY: `tail != limit` (after a reload if needed) means `tail - head < capacity`, so
-        // slot `tail` is outside `head .. tail`: it holds no item and the consumer does not read
-        // it until we publish.
+        // SAFETY: `tail != limit` (`tail != checkpoint` implies it, see `checkpoint`; after a
+        // reload if needed) means `tail - head < capacity`, so slot `tail` is outside
+        // `head .. tail`: it holds no item and the consumer does not read it until we publish.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
         self.tail = seq.wrapping_add(1);
         // Release: as in `publish`.
@@ -1420,7 +1545,35 @@ mod tests {
         zero_sized_items_across_counter_wrap_around,
         threads_mix_single_and_batch_pops,
         consumer_never_sees_popped_ahead_of_pushed,
+        threads_move_items_in_order_with_and_without_write_prefetch,
     );
+
+    #[test]
+    fn write_prefetch_distance_follows_the_line_size_and_the_capacity() {
+        let on = crate::buffer::write_prefetch_available();
+        let ahead = |p: usize| if on { p } else { 0 };
+        // u64: 8 per line, 8 lines ahead; needs room for the line after those 64 slots.
+        assert_eq!(ring::<u64, Indexed>(1024).0.prefetch_ahead, ahead(64));
+        assert_eq!(ring::<u64, Indexed>(72).0.prefetch_ahead, ahead(64));
+        assert_eq!(ring::<u64, Indexed>(71).0.prefetch_ahead, 0);
+        // Stamped u64 cells are 16 bytes: 4 per line.
+        assert_eq!(ring::<u64, Stamped>(1024).0.prefetch_ahead, ahead(32));
+        // One slot per line for items of a line or more.
+        assert_eq!(ring::<[u8; 100], Indexed>(64).0.prefetch_ahead, ahead(8));
+        // Zero-sized items take no memory: nothing to fetch.
+        assert_eq!(ring::<(), Indexed>(1 << 20).0.prefetch_ahead, 0);
+        // Off when asked.
+        let (tx, _rx) = Builder::new(1024)
+            .write_prefetch(false)
+            .build::<u64>()
+            .unwrap();
+        assert_eq!(tx.prefetch_ahead, 0);
+        let (tx, _rx) = Builder::new(1024)
+            .write_prefetch_lines(2)
+            .build::<u64>()
+            .unwrap();
+        assert_eq!(tx.prefetch_ahead, ahead(16));
+    }
 
     fn capacity_is_exact_for_non_powers_of_two<R: Readiness>() {
         let (mut tx, mut rx) = ring::<u32, R>(3);
@@ -1535,6 +1688,63 @@ mod tests {
         }
         assert_eq!(next, n);
         t.join().unwrap();
+    }
+
+    /// Capacities at which the producer's write prefetch is active (72 is the smallest for
+    /// `u64` in the `Indexed` flavour), and the same rings with it off: items cross threads in
+    /// order, through single and slice pushes and single and batch pops, many times around the
+    /// buffer (the producer's checkpoint bookkeeping, see `Producer::checkpoint`).
+    fn threads_move_items_in_order_with_and_without_write_prefetch<R: Readiness>() {
+        let (n, caps): (u64, &[usize]) = if cfg!(miri) {
+            (200, &[72, 100])
+        } else {
+            (100_000, &[72, 100, 1000])
+        };
+        for &cap in caps {
+            for on in [true, false] {
+                let (mut tx, mut rx) = Builder::new(cap)
+                    .write_prefetch(on)
+                    .build_flavour::<u64, R>()
+                    .unwrap();
+                let t = std::thread::spawn(move || {
+                    // Single pushes, and now and then a slice, which moves `tail` past the
+                    // next prefetch point in one step.
+                    let mut i = 0;
+                    while i < n {
+                        if i % 7 == 0 {
+                            let items: Vec<u64> = (i..(i + 5).min(n)).collect();
+                            match tx.push_slice(&items) {
+                                0 => {
+                                    tx.push(i).unwrap();
+                                    i += 1;
+                                }
+                                k => i += k as u64,
+                            }
+                        } else {
+                            tx.push(i).unwrap();
+                            i += 1;
+                        }
+                    }
+                });
+                let mut next = 0;
+                let mut batch = Vec::new();
+                while next < n {
+                    if next % 3 == 0 {
+                        assert_eq!(rx.pop(), Ok(next));
+                        next += 1;
+                    } else {
+                        let k = rx.pop_batch(&mut batch, 40).unwrap();
+                        assert!((1..=40).contains(&k));
+                        for v in batch.drain(..) {
+                            assert_eq!(v, next, "capacity {cap}, prefetch {on}");
+                            next += 1;
+                        }
+                    }
+                }
+                assert_eq!(rx.pop(), Err(PopError));
+                t.join().unwrap();
+            }
+        }
     }
 
     /// Every capacity from 1 to 17 (powers of two and not; a few under miri), with the ring offset so that the

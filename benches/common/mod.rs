@@ -245,6 +245,30 @@ macro_rules! weir_vec_contender {
     };
 }
 
+/// weir's default SPSC ring with the producer's write prefetch turned off
+/// (`Builder::write_prefetch(false)`): the same-run reference for what the prefetch buys
+/// (docs/benchmarks.md, "Write prefetch"). Single items only.
+pub struct WeirNoPrefetch;
+impl Spsc for WeirNoPrefetch {
+    const NAME: &'static str = "weir no-prefetch";
+    type Tx = weir::spsc::Producer<u64>;
+    type Rx = weir::spsc::Consumer<u64>;
+    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+        weir::spsc::Builder::new(capacity)
+            .write_prefetch(false)
+            .build()
+            .unwrap()
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        tx.try_push(v).is_ok()
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        rx.try_pop().ok()
+    }
+}
+
 /// A weir SPSC contender whose round trip uses the blocking `push`/`pop` with wait strategy
 /// `$wait`, of flavour `$flavour`.
 macro_rules! weir_blocking_contender {

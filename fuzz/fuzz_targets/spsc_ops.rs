@@ -2,7 +2,7 @@
 //! Differential fuzzing of the SPSC ring against a `VecDeque` model, on one thread.
 //!
 //! The input picks the flavour (the first byte's low bit: `Indexed` or `Stamped`), a capacity
-//! (1..=16), where the sequence counters start (0, or just below
+//! (1..=16, or 32..=47 with the producer's write prefetch 0, 1 or 2 lines ahead), where the sequence counters start (0, or just below
 //! `usize::MAX` so that wrap-around is crossed), whether items are `Copy` (`u32`, so that
 //! `push_slice` is exercised) or heap-owning tracked items (drops are checked to happen exactly
 //! once, with no leak), and then a sequence of every `Producer`/`Consumer` operation, including
@@ -45,6 +45,9 @@ struct Input {
     stamped: bool,
     capacity: u8,
     near_wrap: Option<u8>,
+    /// The producer's write-prefetch distance in lines, 0..=2 (0: off). With the larger
+    /// capacities below it is active, so the checkpoint bookkeeping is checked too.
+    prefetch_lines: u8,
     tracked: bool,
     ops: Vec<Op>,
 }
@@ -158,8 +161,15 @@ impl Flavour for Stamped {
 const SHORT: Duration = Duration::from_micros(1);
 
 fn run<T: Item, R: Flavour>(input: &Input) {
-    let capacity = usize::from(input.capacity % 16) + 1;
-    let mut builder = Builder::new(capacity);
+    // Mostly 1..=16; one input in eight 32..=47, where a write prefetch of 1 or 2 lines is
+    // active for every item type here.
+    let capacity = if input.capacity >= 224 {
+        32 + usize::from(input.capacity % 16)
+    } else {
+        usize::from(input.capacity % 16) + 1
+    };
+    let mut builder =
+        Builder::new(capacity).write_prefetch_lines(usize::from(input.prefetch_lines % 3));
     if let Some(k) = input.near_wrap {
         builder = builder.start_sequence(usize::MAX - usize::from(k % 40));
     }
