@@ -216,9 +216,9 @@ impl Builder {
     }
 
     /// Builds a [`Stamped`] ring: readiness is stamped in each slot, so a single item crosses
-    /// between the cores as one cache line instead of two (lower round-trip latency and higher
-    /// single-item throughput), at the price of `read_chunk` (batch pops copy out) and one
-    /// `usize` per slot. Same API and guarantees otherwise.
+    /// between the cores as one cache line instead of two (lower round-trip latency), at the
+    /// price of `read_chunk` (batch pops copy out) and one `usize` per slot, which also makes
+    /// its throughput lower than the default's. Same API and guarantees otherwise.
     ///
     /// ```
     /// use weir::spsc::{Builder, Consumer, Producer, Stamped};
