@@ -491,9 +491,9 @@ fn main() {
             None,
         );
         let _ = writeln!(md, "{}\n", noise.note());
-        // The goal is on the default flavour (`Indexed`, with its write prefetch): the faster
-        // of the two for single items since the prefetch (docs/benchmarks.md). `Stamped` and
-        // the ring without the prefetch are shown for reference.
+        // The goal is on the default flavour (`Indexed`, with its prefetches): the faster of
+        // the two for single items since the prefetches (docs/benchmarks.md). `Stamped` and
+        // the ring without the prefetches are shown for reference.
         if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(Rtrb::NAME)) {
             goals.push(Goal {
                 label: "SPSC single: weir / rtrb".into(),
@@ -515,7 +515,7 @@ fn main() {
                 label: "(reference) SPSC single: weir / weir no-prefetch".into(),
                 ratios: paired(w, r),
                 target: 1.0,
-                phrase: "what the write prefetch buys".into(),
+                phrase: "what the prefetches buy".into(),
             });
         }
     }

@@ -140,7 +140,9 @@ pub(crate) const fn slots_per_line<S>() -> usize {
     }
 }
 
-/// Whether the SPSC producer schedules write prefetches: on x86-64 when the CPU has
+/// Whether the SPSC handles schedule prefetches (the producer's write prefetch needs the
+/// instruction; the consumer's read prefetch is enabled by the same answer, for one switch per
+/// platform): on x86-64 when the CPU has
 /// `PREFETCHW` (CPUID leaf 8000_0001h, ECX bit 8: every AMD64 CPU since K8, Intel since
 /// Broadwell); never under loom or on other architectures. Under miri, yes, so that the
 /// interpreter checks the producer's bookkeeping around the prefetch; [`prefetch_for_write`]
@@ -165,6 +167,26 @@ pub(crate) fn write_prefetch_available() -> bool {
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
     false
+}
+
+/// Asks the core to fetch the cache line holding `*p` for reading (x86-64 `PREFETCHT0`, part
+/// of SSE and so of every x86-64 CPU), so that the load that comes later does not wait for the
+/// line to leave the other core's cache. A hint: reads and writes nothing; nothing under miri
+/// and loom.
+#[inline(always)]
+pub(crate) fn prefetch_for_read<S>(p: *const S) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: PREFETCHT0 never faults, whatever the address, and changes no register, flag or
+    // memory contents (SSE, part of x86-64).
+    unsafe {
+        std::arch::asm!(
+            "prefetcht0 [{0}]",
+            in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
 }
 
 /// Asks the core to fetch the cache line holding `*p` in the state for writing (x86-64

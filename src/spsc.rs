@@ -112,6 +112,7 @@ pub struct Builder {
     producer_wake_threshold: Option<usize>,
     consumer_wake_threshold: usize,
     write_prefetch: bool,
+    read_prefetch: bool,
     prefetch_lines: usize,
     start: usize,
 }
@@ -126,6 +127,7 @@ impl Builder {
             producer_wake_threshold: None,
             consumer_wake_threshold: 1,
             write_prefetch: true,
+            read_prefetch: true,
             prefetch_lines: PREFETCH_LINES,
             start: 0,
         }
@@ -193,7 +195,26 @@ impl Builder {
         self
     }
 
-    /// How many cache lines ahead [`write_prefetch`](Self::write_prefetch) asks for (default 8):
+    /// Whether single pops of the [`Indexed`] flavour ask for the cache line they will read
+    /// eight lines ahead (x86-64 `PREFETCHT0`), once the producer has published all of it.
+    /// Default: on (on x86-64 CPUs with `PREFETCHW`, like the write prefetch; the [`Stamped`]
+    /// flavour never does: its pops poll slots that may not be written yet). In a throughput
+    /// run the consumer is the slower side and each new line it reads comes from the
+    /// producer's cache; asking early overlaps those transfers. Turn it off to compare
+    /// (docs/benchmarks.md, "Read prefetch").
+    ///
+    /// ```
+    /// let (tx, rx) = weir::spsc::Builder::new(1024).read_prefetch(false).build::<u64>()?;
+    /// # drop((tx, rx));
+    /// # Ok::<(), weir::CapacityError>(())
+    /// ```
+    pub fn read_prefetch(mut self, on: bool) -> Self {
+        self.read_prefetch = on;
+        self
+    }
+
+    /// How many cache lines ahead [`write_prefetch`](Self::write_prefetch) and
+    /// [`read_prefetch`](Self::read_prefetch) ask for (default 8):
     /// for the distance experiments of docs/benchmarks.md. Not part of the stable API.
     #[doc(hidden)]
     pub fn write_prefetch_lines(mut self, lines: usize) -> Self {
@@ -282,10 +303,20 @@ impl Builder {
             },
             spin_budget: SpinBudget::new(),
         };
+        let read_ahead = if self.read_prefetch && !R::IN_SLOT {
+            prefetch_distance::<Cell<T, R::Stamp>>(capacity, self.prefetch_lines)
+        } else {
+            0
+        };
         let consumer = Consumer {
             shared,
             head: self.start,
             cached_tail: self.start,
+            checkpoint: self.start,
+            prefetch_at: self.start.wrapping_add(
+                self.start.wrapping_neg() & (slots_per_line::<Cell<T, R::Stamp>>() - 1),
+            ),
+            prefetch_ahead: read_ahead,
             spin_budget: SpinBudget::new(),
         };
         Ok((producer, consumer))
@@ -975,11 +1006,52 @@ pub struct Consumer<T, R: Readiness = Indexed> {
     /// The producer's `tail` as last seen; never ahead of the real one. Used by the `Indexed`
     /// flavour only (`Stamped` learns single items from the slot, batches from `tail` itself).
     cached_tail: usize,
+    /// `Indexed` only: where a single pop next leaves its fast path, the nearer of
+    /// `cached_tail` (reload `tail`) and `prefetch_at`. Never further from `head` than
+    /// `cached_tail`, so `head != checkpoint` implies an item is ready.
+    checkpoint: usize,
+    /// The next line start at which a single pop asks for the line `prefetch_ahead` on.
+    prefetch_at: usize,
+    /// Read-prefetch distance in slots; 0 when off (always for `Stamped`).
+    prefetch_ahead: usize,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
 }
 
 impl<T, R: Readiness> Consumer<T, R> {
+    /// The nearer of `cached_tail` and (with the prefetch on) `prefetch_at`, from `head`.
+    #[inline(always)]
+    fn set_checkpoint(&mut self) {
+        let to_tail = self.cached_tail.wrapping_sub(self.head);
+        let to_prefetch = self.prefetch_at.wrapping_sub(self.head);
+        self.checkpoint = if self.prefetch_ahead != 0 && to_prefetch < to_tail {
+            self.prefetch_at
+        } else {
+            self.cached_tail
+        };
+    }
+
+    /// A single `Indexed` pop found `head == checkpoint`: reloads `tail` if the cache is
+    /// exhausted (fails if the ring is empty), issues the read prefetch if a line starts here,
+    /// sets the next checkpoint.
+    #[inline]
+    fn pass_checkpoint(&mut self) -> Result<(), TryPopError> {
+        if self.head == self.cached_tail {
+            self.ready_or_err(1)?;
+        }
+        if self.prefetch_ahead != 0 && self.head == self.prefetch_at {
+            let per_line = slots_per_line::<Cell<T, R::Stamp>>();
+            let ahead = self.head.wrapping_add(self.prefetch_ahead);
+            let line_end = ahead.wrapping_add(per_line - 1);
+            if (self.cached_tail.wrapping_sub(line_end) as isize) > 0 {
+                crate::buffer::prefetch_for_read(self.shared.cell(ahead));
+            }
+            self.prefetch_at = self.head.wrapping_add(per_line);
+        }
+        self.set_checkpoint();
+        Ok(())
+    }
+
     /// Items ready, reloading the producer's counter only when the cached one says empty.
     #[inline(always)]
     fn ready(&mut self) -> usize {
@@ -1012,6 +1084,7 @@ impl<T, R: Readiness> Consumer<T, R> {
         // Acquire: pairs with the producer's Release store of `tail`; its slot writes are
         // visible to our reads below.
         self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+        self.set_checkpoint();
         self.cached_tail.wrapping_sub(self.head)
     }
 
@@ -1041,10 +1114,33 @@ impl<T, R: Readiness> Consumer<T, R> {
     /// Publishes `n` consumed slots from `self.head` on, and wakes a parked producer if needed.
     #[inline(always)]
     fn release(&mut self, n: usize) {
-        let shared = &*self.shared; // see `Producer::publish`
         self.head = self.head.wrapping_add(n);
-        // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
-        // slots happen before it overwrites them.
+        if !R::IN_SLOT {
+            // `head` may have passed line starts and the checkpoint: the next single pop
+            // prefetches from the next line start on.
+            let per_line = slots_per_line::<Cell<T, R::Stamp>>();
+            self.prefetch_at = self
+                .head
+                .wrapping_add(self.head.wrapping_neg() & (per_line - 1));
+            self.set_checkpoint();
+        }
+        self.publish_head();
+    }
+
+    /// `release(1)` for a single pop that has just checked `head` against the checkpoint (or
+    /// passed it): `head + 1` is then still at or before the checkpoint.
+    #[inline(always)]
+    fn release_single(&mut self) {
+        self.head = self.head.wrapping_add(1);
+        self.publish_head();
+    }
+
+    /// Stores `head` and wakes a parked producer if needed.
+    #[inline(always)]
+    fn publish_head(&mut self) {
+        let shared = &*self.shared; // see `Producer::publish`
+                                    // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
+                                    // slots happen before it overwrites them.
         shared.head.store(self.head, Ordering::Release);
         light_barrier();
         if shared.producer_event.has_waiters() {
@@ -1091,15 +1187,19 @@ impl<T, R: Readiness> Consumer<T, R> {
                 // Release in `mark`), so the slot holds item `seq`, initialised, which the
                 // producer will not touch until we publish a larger head.
                 let value = cell.value.with(|p| unsafe { (*p).assume_init_read() });
-                self.release(1);
+                self.release_single();
                 return Ok(value);
             }
             self.empty()?; // `Ok` only if the producer is gone and the item came meanwhile
-        } else {
-            self.ready_or_err(1)?;
+        } else if self.head == self.checkpoint {
+            self.pass_checkpoint()?;
         }
+        debug_assert!(
+            R::IN_SLOT || self.head != self.cached_tail,
+            "checkpoint invariant"
+        );
         let value = self.take_front();
-        self.release(1);
+        self.release_single();
         Ok(value)
     }
 
@@ -1573,6 +1673,91 @@ mod tests {
             .build::<u64>()
             .unwrap();
         assert_eq!(tx.prefetch_ahead, ahead(16));
+        // The consumer's read prefetch: the same distance, `Indexed` only (a `Stamped` pop polls
+        // slots that may not be written yet), and off on its own switch.
+        assert_eq!(ring::<u64, Indexed>(1024).1.prefetch_ahead, ahead(64));
+        assert_eq!(ring::<u64, Indexed>(71).1.prefetch_ahead, 0);
+        assert_eq!(ring::<u64, Stamped>(1024).1.prefetch_ahead, 0);
+        let (tx, rx) = Builder::new(1024)
+            .read_prefetch(false)
+            .build::<u64>()
+            .unwrap();
+        assert_eq!((tx.prefetch_ahead, rx.prefetch_ahead), (ahead(64), 0));
+    }
+
+    /// The consumer's checkpoint (`Consumer::checkpoint`) against every way `head` moves in
+    /// the `Indexed` flavour: single pops, `try_pop_batch`, and `read_chunk` with commits of
+    /// 0, 1 and more items, at capacities where the read prefetch is active, with it on and
+    /// off; the producer pushes single items and slices. Order is checked item by item.
+    #[test]
+    fn consumer_checkpoint_survives_every_kind_of_pop() {
+        let (n, caps): (u64, &[usize]) = if cfg!(miri) {
+            (300, &[80])
+        } else {
+            (200_000, &[72, 100, 1000])
+        };
+        for &cap in caps {
+            for on in [true, false] {
+                let (mut tx, mut rx) = Builder::new(cap)
+                    .read_prefetch(on)
+                    .write_prefetch(on)
+                    .build::<u64>()
+                    .unwrap();
+                let t = std::thread::spawn(move || {
+                    let mut i = 0;
+                    while i < n {
+                        if i % 11 == 0 {
+                            let items: Vec<u64> = (i..(i + 9).min(n)).collect();
+                            i += tx.push_slice(&items) as u64;
+                        } else if tx.try_push(i).is_ok() {
+                            i += 1;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                });
+                let mut next = 0u64;
+                let mut out = Vec::new();
+                let mut step = 0u32;
+                while next < n {
+                    step = step.wrapping_add(1);
+                    match step % 5 {
+                        0 => {
+                            out.clear();
+                            if rx.try_pop_batch(&mut out, 13).is_ok() {
+                                for &v in &out {
+                                    assert_eq!(v, next, "capacity {cap}, prefetch {on}");
+                                    next += 1;
+                                }
+                            }
+                        }
+                        1 | 2 => {
+                            if let Ok(chunk) = rx.read_chunk(1 + (step as usize % 3) * 6) {
+                                let (a, b) = chunk.as_slices();
+                                let k = match step % 3 {
+                                    0 => 0,
+                                    1 => 1,
+                                    _ => chunk.len(),
+                                };
+                                for &v in a.iter().chain(b).take(k) {
+                                    assert_eq!(v, next, "capacity {cap}, prefetch {on}");
+                                    next += 1;
+                                }
+                                chunk.commit(k);
+                            }
+                        }
+                        _ => {
+                            if let Ok(v) = rx.try_pop() {
+                                assert_eq!(v, next, "capacity {cap}, prefetch {on}");
+                                next += 1;
+                            }
+                        }
+                    }
+                }
+                t.join().unwrap();
+                assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
+            }
+        }
     }
 
     fn capacity_is_exact_for_non_powers_of_two<R: Readiness>() {

@@ -245,9 +245,9 @@ macro_rules! weir_vec_contender {
     };
 }
 
-/// weir's default SPSC ring with the producer's write prefetch turned off
-/// (`Builder::write_prefetch(false)`): the same-run reference for what the prefetch buys
-/// (docs/benchmarks.md, "Write prefetch"). Single items only.
+/// weir's default SPSC ring with both prefetches turned off (`Builder::write_prefetch(false)`,
+/// `read_prefetch(false)`): the same-run reference for what they buy (docs/benchmarks.md,
+/// "Write prefetch"). Single items only.
 pub struct WeirNoPrefetch;
 impl Spsc for WeirNoPrefetch {
     const NAME: &'static str = "weir no-prefetch";
@@ -256,6 +256,7 @@ impl Spsc for WeirNoPrefetch {
     fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
         weir::spsc::Builder::new(capacity)
             .write_prefetch(false)
+            .read_prefetch(false)
             .build()
             .unwrap()
     }
