@@ -217,7 +217,7 @@ impl Builder {
     /// [`read_prefetch`](Self::read_prefetch) ask for (default 8):
     /// for the distance experiments of docs/benchmarks.md. Not part of the stable API.
     #[doc(hidden)]
-    pub fn write_prefetch_lines(mut self, lines: usize) -> Self {
+    pub fn prefetch_lines(mut self, lines: usize) -> Self {
         self.prefetch_lines = lines;
         self
     }
@@ -561,9 +561,10 @@ pub struct Producer<T, R: Readiness = Indexed> {
     spin_budget: SpinBudget,
 }
 
-/// The producer's write-prefetch distance in slots for a ring of `capacity` slots of type `S`:
-/// `lines` lines ([`PREFETCH_LINES`] by default), or 0 (off) when the CPU has no write prefetch, the slots take no
-/// memory, or the ring is too small for a line that far ahead to be free.
+/// A handle's prefetch distance in slots for a ring of `capacity` slots of type `S`: `lines`
+/// lines ([`PREFETCH_LINES`] by default), or 0 (off) when the CPU has no write prefetch, the
+/// slots take no memory, or the ring is too small for a line that far ahead to be free (for the
+/// producer) or published (for the consumer).
 fn prefetch_distance<S>(capacity: usize, lines: usize) -> usize {
     let ahead = lines.saturating_mul(slots_per_line::<S>());
     if std::mem::size_of::<S>() == 0
@@ -1138,9 +1139,10 @@ impl<T, R: Readiness> Consumer<T, R> {
     /// Stores `head` and wakes a parked producer if needed.
     #[inline(always)]
     fn publish_head(&mut self) {
-        let shared = &*self.shared; // see `Producer::publish`
-                                    // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
-                                    // slots happen before it overwrites them.
+        // A local, as in `Producer::publish`.
+        let shared = &*self.shared;
+        // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
+        // slots happen before it overwrites them.
         shared.head.store(self.head, Ordering::Release);
         light_barrier();
         if shared.producer_event.has_waiters() {
@@ -1668,10 +1670,7 @@ mod tests {
             .build::<u64>()
             .unwrap();
         assert_eq!(tx.prefetch_ahead, 0);
-        let (tx, _rx) = Builder::new(1024)
-            .write_prefetch_lines(2)
-            .build::<u64>()
-            .unwrap();
+        let (tx, _rx) = Builder::new(1024).prefetch_lines(2).build::<u64>().unwrap();
         assert_eq!(tx.prefetch_ahead, ahead(16));
         // The consumer's read prefetch: the same distance, `Indexed` only (a `Stamped` pop polls
         // slots that may not be written yet), and off on its own switch.

@@ -45,8 +45,8 @@ struct Input {
     stamped: bool,
     capacity: u8,
     near_wrap: Option<u8>,
-    /// The producer's write-prefetch distance in lines, 0..=2 (0: off). With the larger
-    /// capacities below it is active, so the checkpoint bookkeeping is checked too.
+    /// The prefetch distance of both handles in lines, 0..=2 (0: off). With the larger
+    /// capacities below it is active, so both checkpoints' bookkeeping is checked too.
     prefetch_lines: u8,
     tracked: bool,
     ops: Vec<Op>,
@@ -161,15 +161,14 @@ impl Flavour for Stamped {
 const SHORT: Duration = Duration::from_micros(1);
 
 fn run<T: Item, R: Flavour>(input: &Input) {
-    // Mostly 1..=16; one input in eight 32..=47, where a write prefetch of 1 or 2 lines is
-    // active for every item type here.
+    // Mostly 1..=16; one input in eight 32..=47, where a prefetch of 1 or 2 lines is active
+    // for every item type here (both handles; the consumer's in the `Indexed` flavour).
     let capacity = if input.capacity >= 224 {
         32 + usize::from(input.capacity % 16)
     } else {
         usize::from(input.capacity % 16) + 1
     };
-    let mut builder =
-        Builder::new(capacity).write_prefetch_lines(usize::from(input.prefetch_lines % 3));
+    let mut builder = Builder::new(capacity).prefetch_lines(usize::from(input.prefetch_lines % 3));
     if let Some(k) = input.near_wrap {
         builder = builder.start_sequence(usize::MAX - usize::from(k % 40));
     }
