@@ -140,6 +140,14 @@ pub(crate) const fn slots_per_line<S>() -> usize {
     }
 }
 
+/// The first line start at or after sequence number `seq` for slots of type `S`: line starts are
+/// the multiples of [`slots_per_line`] (a slot array starts on a line boundary), in wrapping
+/// arithmetic.
+#[inline(always)]
+pub(crate) fn next_line_start<S>(seq: usize) -> usize {
+    seq.wrapping_add(seq.wrapping_neg() & (slots_per_line::<S>() - 1))
+}
+
 /// Whether the SPSC handles schedule prefetches (the producer's write prefetch needs the
 /// instruction; the consumer's read prefetch follows the same answer, one switch per platform):
 /// on x86-64 when the CPU has `PREFETCHW` (CPUID leaf 8000_0001h, ECX bit 8: AMD CPUs for many
@@ -252,6 +260,16 @@ mod tests {
         assert_eq!(slots_per_line::<[u8; 64]>(), 1);
         assert_eq!(slots_per_line::<[u8; 200]>(), 1);
         assert_eq!(slots_per_line::<()>(), 1);
+    }
+
+    #[test]
+    fn next_line_start_rounds_up_to_a_multiple_of_the_line_in_wrapping_arithmetic() {
+        assert_eq!(next_line_start::<u64>(0), 0);
+        assert_eq!(next_line_start::<u64>(1), 8);
+        assert_eq!(next_line_start::<u64>(8), 8);
+        assert_eq!(next_line_start::<u64>(13), 16);
+        assert_eq!(next_line_start::<u64>(usize::MAX - 2), 0); // wraps to 0, a line start
+        assert_eq!(next_line_start::<[u8; 100]>(5), 5); // one slot per line
     }
 
     #[test]

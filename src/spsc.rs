@@ -37,8 +37,8 @@
 mod readiness;
 
 use crate::buffer::{
-    prefetch_for_write, slot_count, slots_per_line, write_prefetch_available, Slot, SlotArray,
-    PREFETCH_LINES,
+    next_line_start, prefetch_for_read, prefetch_for_write, slot_count, slots_per_line,
+    write_prefetch_available, Slot, SlotArray, PREFETCH_LINES,
 };
 use crate::error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
@@ -183,7 +183,8 @@ impl Builder {
     /// is the one the consumer has just read, still in the consumer's cache; asking early
     /// overlaps that transfer with the pushes in between. Only lines that are free by the
     /// producer's view are asked for, never one the consumer may still be reading. Turn it off
-    /// to compare, or where both handles run on one core (docs/benchmarks.md, "Write prefetch").
+    /// to compare, or where both handles run on one core (docs/benchmarks.md, "What changed in
+    /// the fourth session").
     ///
     /// ```
     /// let (tx, rx) = weir::spsc::Builder::new(1024).write_prefetch(false).build::<u64>()?;
@@ -201,7 +202,7 @@ impl Builder {
     /// flavour never does: its pops poll slots that may not be written yet). In a throughput
     /// run the consumer is the slower side and each new line it reads comes from the
     /// producer's cache; asking early overlaps those transfers. Turn it off to compare
-    /// (docs/benchmarks.md, "Read prefetch").
+    /// (docs/benchmarks.md, "What changed in the fourth session").
     ///
     /// ```
     /// let (tx, rx) = weir::spsc::Builder::new(1024).read_prefetch(false).build::<u64>()?;
@@ -292,10 +293,8 @@ impl Builder {
             tail: self.start,
             limit: self.start.wrapping_add(capacity),
             checkpoint: self.start,
-            // The first line start from `start` on (`start` is 0 but in wrap-around tests).
-            prefetch_at: self.start.wrapping_add(
-                self.start.wrapping_neg() & (slots_per_line::<Cell<T, R::Stamp>>() - 1),
-            ),
+            // `start` is 0 but in wrap-around tests.
+            prefetch_at: next_line_start::<Cell<T, R::Stamp>>(self.start),
             prefetch_ahead: if self.write_prefetch {
                 prefetch_distance::<Cell<T, R::Stamp>>(capacity, self.prefetch_lines)
             } else {
@@ -313,9 +312,7 @@ impl Builder {
             head: self.start,
             cached_tail: self.start,
             checkpoint: self.start,
-            prefetch_at: self.start.wrapping_add(
-                self.start.wrapping_neg() & (slots_per_line::<Cell<T, R::Stamp>>() - 1),
-            ),
+            prefetch_at: next_line_start::<Cell<T, R::Stamp>>(self.start),
             prefetch_ahead: read_ahead,
             spin_budget: SpinBudget::new(),
         };
@@ -644,7 +641,7 @@ impl<T, R: Readiness> Producer<T, R> {
     /// consumer). When the ring runs full, the line the producer writes next is the one the
     /// consumer read last, still in the consumer's cache; asking for it early overlaps that
     /// transfer with the pushes in between instead of stalling the store that needs it
-    /// (docs/benchmarks.md, "Write prefetch").
+    /// (docs/benchmarks.md, "What changed in the fourth session").
     #[inline(always)]
     fn prefetch_line(&self, seq: usize) {
         let ahead = seq.wrapping_add(self.prefetch_ahead);
@@ -661,10 +658,7 @@ impl<T, R: Readiness> Producer<T, R> {
         let first = self.tail;
         self.tail = first.wrapping_add(n);
         // Batches do not prefetch; the next single push does, from the next line start on.
-        let per_line = slots_per_line::<Cell<T, R::Stamp>>();
-        self.prefetch_at = self
-            .tail
-            .wrapping_add(self.tail.wrapping_neg() & (per_line - 1));
+        self.prefetch_at = next_line_start::<Cell<T, R::Stamp>>(self.tail);
         self.set_checkpoint();
         // A local: the compiler fence below makes the compiler reload what it reads from memory,
         // and this pointer is the same after it.
@@ -1045,7 +1039,7 @@ impl<T, R: Readiness> Consumer<T, R> {
             let ahead = self.head.wrapping_add(self.prefetch_ahead);
             let line_end = ahead.wrapping_add(per_line - 1);
             if (self.cached_tail.wrapping_sub(line_end) as isize) > 0 {
-                crate::buffer::prefetch_for_read(self.shared.cell(ahead));
+                prefetch_for_read(self.shared.cell(ahead));
             }
             self.prefetch_at = self.head.wrapping_add(per_line);
         }
@@ -1119,10 +1113,7 @@ impl<T, R: Readiness> Consumer<T, R> {
         if !R::IN_SLOT {
             // `head` may have passed line starts and the checkpoint: the next single pop
             // prefetches from the next line start on.
-            let per_line = slots_per_line::<Cell<T, R::Stamp>>();
-            self.prefetch_at = self
-                .head
-                .wrapping_add(self.head.wrapping_neg() & (per_line - 1));
+            self.prefetch_at = next_line_start::<Cell<T, R::Stamp>>(self.head);
             self.set_checkpoint();
         }
         self.publish_head();

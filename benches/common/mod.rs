@@ -247,7 +247,7 @@ macro_rules! weir_vec_contender {
 
 /// weir's default SPSC ring with both prefetches turned off (`Builder::write_prefetch(false)`,
 /// `read_prefetch(false)`): the same-run reference for what they buy (docs/benchmarks.md,
-/// "Write prefetch"). Single items only.
+/// "What changed in the fourth session"). Single items only.
 pub struct WeirNoPrefetch;
 impl Spsc for WeirNoPrefetch {
     const NAME: &'static str = "weir no-prefetch";
