@@ -429,6 +429,7 @@ fn mpmc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<[Option<f64>; 3]>>> 
     }
     let all = vec![
         e!(WeirMpmc),
+        e!(WeirMpmcNoPrefetch),
         e!(ArrayQueue),
         e!(CrossbeamChannel),
         e!(Kanal),
@@ -688,13 +689,14 @@ fn main() {
         let weir_mpmc: Option<&str> = entries
             .iter()
             .map(|e| e.name)
-            .find(|n| n.starts_with("weir"));
+            .find(|&n| n == WeirMpmc::NAME);
         if let Some(w) = weir_mpmc {
             for (k, &(label, _, _)) in SHAPES.iter().enumerate() {
                 let Some(wv) = s[k].get(w) else { continue };
+                // The peers: every contender but weir's own rows.
                 let peers: Vec<&[f64]> = entries
                     .iter()
-                    .filter(|e| e.name != w)
+                    .filter(|e| !e.name.starts_with("weir"))
                     .filter_map(|e| s[k].get(e.name))
                     .collect();
                 if peers.is_empty() {
@@ -713,6 +715,16 @@ fn main() {
                         "≥ 1.3× best peer".into()
                     },
                 });
+                if let Some(np) = s[k].get(WeirMpmcNoPrefetch::NAME) {
+                    if label != "4P4C" {
+                        goals.push(Goal {
+                            label: format!("(reference) MPMC {label}: weir / weir no-prefetch"),
+                            ratios: paired(wv, np),
+                            target: 1.0,
+                            phrase: "what the claim prefetch buys".into(),
+                        });
+                    }
+                }
             }
         }
     }

@@ -148,12 +148,13 @@ pub(crate) fn next_line_start<S>(seq: usize) -> usize {
     seq.wrapping_add(seq.wrapping_neg() & (slots_per_line::<S>() - 1))
 }
 
-/// Whether the SPSC handles schedule prefetches (the producer's write prefetch needs the
-/// instruction; the consumer's read prefetch follows the same answer, one switch per platform):
+/// Whether the rings schedule prefetches (the SPSC producer's write prefetch and the MPMC claim
+/// prefetch need the instruction; the SPSC consumer's read prefetch follows the same answer, one
+/// switch per platform):
 /// on x86-64 when the CPU has `PREFETCHW` (CPUID leaf 8000_0001h, ECX bit 8: AMD CPUs for many
 /// generations, Intel since Broadwell); never under loom or on other architectures. Under miri,
 /// yes, so that the interpreter checks the handles' bookkeeping around the prefetches, which
-/// compile to nothing there. Asked once per handle, when a ring is built.
+/// compile to nothing there. Asked once per handle (SPSC) or ring (MPMC), when a ring is built.
 pub(crate) fn write_prefetch_available() -> bool {
     if cfg!(all(miri, not(loom))) {
         return true;
@@ -199,7 +200,7 @@ pub(crate) fn prefetch_for_read<S>(p: *const S) {
 /// Asks the core to fetch the cache line holding `*p` in the state for writing (x86-64
 /// `PREFETCHW`), so that the store that comes later does not wait for the line to leave the
 /// other core's cache. A hint: reads and writes nothing. Call only where
-/// [`write_prefetch_available`] said yes (a producer keeps the answer); nothing under miri and
+/// [`write_prefetch_available`] said yes (the handle or the ring keeps the answer); nothing under miri and
 /// loom.
 #[inline(always)]
 pub(crate) fn prefetch_for_write<S>(p: *const S) {

@@ -97,7 +97,9 @@
 //! that one position (and only that one). `try_push`/`try_pop` wait a bounded time for such a
 //! peer (a few spins, then a few yields) and then report `Full`/`Empty`; blocking calls park.
 
-use crate::buffer::{alloc_slots, slot_count, Slot as Cell};
+use crate::buffer::{
+    alloc_slots, prefetch_for_write, slot_count, write_prefetch_available, Slot as Cell,
+};
 use crate::error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
     TryPushError,
@@ -189,6 +191,7 @@ pub struct Builder {
     producer_wait: WaitStrategy,
     consumer_wait: WaitStrategy,
     start: usize,
+    claim_prefetch: bool,
 }
 
 impl Builder {
@@ -199,6 +202,7 @@ impl Builder {
             producer_wait: WaitStrategy::default(),
             consumer_wait: WaitStrategy::default(),
             start: 0,
+            claim_prefetch: true,
         }
     }
 
@@ -218,6 +222,25 @@ impl Builder {
     /// How consumers wait for items in `pop`/`pop_batch` and their timed forms.
     pub fn consumer_wait(mut self, strategy: WaitStrategy) -> Self {
         self.consumer_wait = strategy;
+        self
+    }
+
+    /// Whether single-item `try_push`/`try_pop` (and the blocking calls built on them) ask for
+    /// the slot's cache line in the state for writing before they read its stamp (x86-64
+    /// `PREFETCHW`, where the CPU has it; elsewhere this setting does nothing). Default: on.
+    /// Both sides write every slot they claim (the item and the stamp), in a line the other
+    /// side wrote last: reading the stamp first fetches the line to share it, and the write
+    /// that follows must then take it over, a second exchange with the other core that the
+    /// prefetch saves. Turn it off to compare (docs/benchmarks.md, "What changed in the fifth
+    /// session").
+    ///
+    /// ```
+    /// let (tx, rx) = weir::mpmc::Builder::new(1024).claim_prefetch(false).build::<u64>()?;
+    /// # drop((tx, rx));
+    /// # Ok::<(), weir::CapacityError>(())
+    /// ```
+    pub fn claim_prefetch(mut self, on: bool) -> Self {
+        self.claim_prefetch = on;
         self
     }
 
@@ -265,6 +288,7 @@ impl Builder {
             lap_shift: one_lap.trailing_zeros(),
             producer_wait: self.producer_wait,
             consumer_wait: self.consumer_wait,
+            claim_prefetch: self.claim_prefetch && write_prefetch_available(),
             producers: AtomicUsize::new(1),
             consumers: AtomicUsize::new(1),
             start,
@@ -331,6 +355,9 @@ struct Shared<T> {
     lap_shift: u32,
     producer_wait: WaitStrategy,
     consumer_wait: WaitStrategy,
+    /// Whether `claim_one` prefetches the slot for writing ([`Builder::claim_prefetch`], and the
+    /// CPU has the instruction).
+    claim_prefetch: bool,
     /// Live `Producer` handles; 0 means disconnected (stays 0: a handle is needed to clone).
     producers: AtomicUsize,
     /// Live `Consumer` handles.
@@ -375,6 +402,11 @@ impl<T> Shared<T> {
         let pos = counter.load(Ordering::Relaxed);
         let lap = self.lap(pos);
         let slot = self.slot(pos);
+        if self.claim_prefetch {
+            // We will write this line if the claim succeeds: one exchange instead of a shared
+            // copy for the stamp load and a takeover for the stores (`Builder::claim_prefetch`).
+            prefetch_for_write(slot);
+        }
         // Acquire: as in the general claims, pairs with the Release stamp store of the side that
         // last owned the slot (`release_slot` for a producer, `fill_slot` for a consumer).
         // Relaxed CAS: ownership only, as every CAS on the counters.

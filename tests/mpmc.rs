@@ -176,6 +176,60 @@ fn four_producers_four_consumers_exactly_once() {
     println!("4P4C metrics: {m:?}");
 }
 
+/// The single-item fast paths (`try_push`/`try_pop`, where the claim prefetch sits), with the
+/// prefetch on and off: 2P2C over a small ring (so the ring runs full and empty and both sides
+/// retry), every item once, in order per producer, and the counts balance.
+#[test]
+fn single_item_claims_deliver_exactly_once_with_and_without_the_claim_prefetch() {
+    const PER: usize = 20_000;
+    for prefetch in [true, false] {
+        let (tx, rx) = Builder::new(8)
+            .claim_prefetch(prefetch)
+            .build::<(usize, usize)>()
+            .unwrap();
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    for seq in 0..PER {
+                        let mut v = (p, seq);
+                        while let Err(e) = tx.try_push(v) {
+                            v = e.into_inner();
+                            thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        match rx.try_pop() {
+                            Ok(v) => got.push(v),
+                            Err(TryPopError::Empty) => thread::yield_now(),
+                            Err(_) => break got, // disconnected and drained
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in producers {
+            t.join().unwrap();
+        }
+        let lists: Vec<_> = consumers.into_iter().map(|t| t.join().unwrap()).collect();
+        check_exactly_once(&lists, 2, PER);
+        let m = rx.metrics();
+        assert_eq!(
+            (m.pushed, m.popped, m.depth),
+            (2 * PER as u64, 2 * PER as u64, 0)
+        );
+    }
+}
+
 #[test]
 fn force_push_never_loses_or_duplicates() {
     let per = 20_000;

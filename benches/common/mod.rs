@@ -920,6 +920,30 @@ impl Mpmc for WeirMpmc {
     }
 }
 
+/// weir's MPMC ring without the claim prefetch (`Builder::claim_prefetch(false)`), to measure
+/// what the prefetch buys in the same run.
+pub struct WeirMpmcNoPrefetch;
+impl Mpmc for WeirMpmcNoPrefetch {
+    const NAME: &'static str = "weir::mpmc no-prefetch";
+    type Tx = weir::mpmc::Producer<u64>;
+    type Rx = weir::mpmc::Consumer<u64>;
+    fn channel(capacity: usize, p: usize, c: usize) -> Option<Handles<Self::Tx, Self::Rx>> {
+        let (tx, rx) = weir::mpmc::Builder::new(capacity)
+            .claim_prefetch(false)
+            .build()
+            .expect("valid capacity");
+        Some((clones(tx, p), clones(rx, c)))
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+        tx.try_push(v).is_ok()
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+        rx.try_pop().ok()
+    }
+}
+
 impl Mpmc for ArrayQueue {
     const NAME: &'static str = "crossbeam ArrayQueue";
     type Tx = Arc<crossbeam_queue::ArrayQueue<u64>>;
