@@ -307,6 +307,7 @@ fn batch_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
     }
     let all = vec![
         e!(Weir),
+        e!(WeirNoPrefetch),
         e!(WeirVec),
         e!(WeirStamped),
         e!(Rtrb),
@@ -528,6 +529,7 @@ fn main() {
         let noise = interleave(&args, runs, true, &entries, |name, v| s.push(name, v));
         let apis: BTreeMap<&str, &str> = [
             (Weir::NAME, Weir::BATCH_API),
+            (WeirNoPrefetch::NAME, Weir::BATCH_API),
             (WeirVec::NAME, WeirVec::BATCH_API),
             (WeirStamped::NAME, WeirStamped::BATCH_API),
             (Rtrb::NAME, Rtrb::BATCH_API),
@@ -561,6 +563,14 @@ fn main() {
                 ratios: paired(w, r),
                 target: 1.5,
                 phrase: "≥ 1.5× rtrb's chunks".into(),
+            });
+        }
+        if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(WeirNoPrefetch::NAME)) {
+            goals.push(Goal {
+                label: "(reference) SPSC batch: weir / weir no-prefetch".into(),
+                ratios: paired(w, r),
+                target: 1.0,
+                phrase: "what the prefetches buy".into(),
             });
         }
     }

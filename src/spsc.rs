@@ -177,14 +177,16 @@ impl Builder {
         self
     }
 
-    /// Whether single-item pushes ask for the cache line they will write next, eight lines
-    /// ahead, in the state for writing (x86-64 `PREFETCHW`, where the CPU has it; elsewhere
-    /// this setting does nothing). Default: on. When the ring runs full, the line a push needs
-    /// is the one the consumer has just read, still in the consumer's cache; asking early
-    /// overlaps that transfer with the pushes in between. Only lines that are free by the
-    /// producer's view are asked for, never one the consumer may still be reading. Turn it off
-    /// to compare, or where both handles run on one core (docs/benchmarks.md, "What changed in
-    /// the fourth session").
+    /// Whether pushes ask for the cache lines they will write next, eight lines ahead, in the
+    /// state for writing (x86-64 `PREFETCHW`, where the CPU has it; elsewhere this setting does
+    /// nothing): a single push at each line start asks for the line eight lines on, a batch
+    /// (`push_slice`, `push_iter`) for the lines of the next batch up to eight lines past its
+    /// end. Default: on. When the ring runs full, the line a push needs is the one the consumer
+    /// has just read, still in the consumer's cache; asking early overlaps that transfer with
+    /// the pushes in between. Only lines that are free by the producer's view are asked for,
+    /// never one the consumer may still be reading. Turn it off to compare, or where both
+    /// handles run on one core (docs/benchmarks.md, "What changed in the fourth session" and
+    /// "... fifth session").
     ///
     /// ```
     /// let (tx, rx) = weir::spsc::Builder::new(1024).write_prefetch(false).build::<u64>()?;
@@ -196,13 +198,15 @@ impl Builder {
         self
     }
 
-    /// Whether single pops of the [`Indexed`] flavour ask for the cache line they will read
-    /// eight lines ahead (x86-64 `PREFETCHT0`), once the producer has published all of it.
-    /// Default: on (on x86-64 CPUs with `PREFETCHW`, like the write prefetch; the [`Stamped`]
-    /// flavour never does: its pops poll slots that may not be written yet). In a throughput
-    /// run the consumer is the slower side and each new line it reads comes from the
-    /// producer's cache; asking early overlaps those transfers. Turn it off to compare
-    /// (docs/benchmarks.md, "What changed in the fourth session").
+    /// Whether pops of the [`Indexed`] flavour ask for the cache lines they will read next
+    /// (x86-64 `PREFETCHT0`), once the producer has published all of a line: a single pop at
+    /// each line start asks for the line eight lines on, a batch (`read_chunk`,
+    /// `try_pop_batch`, `pop_batch`) for the lines of the next batch, up to eight lines past its
+    /// end. Default: on (on x86-64 CPUs with `PREFETCHW`, like the write prefetch; the
+    /// [`Stamped`] flavour never does: its pops poll slots that may not be written yet). In a
+    /// throughput run the consumer is the slower side and each new line it reads comes from
+    /// the producer's cache; asking early overlaps those transfers. Turn it off to compare
+    /// (docs/benchmarks.md, "What changed in the fourth session" and "... fifth session").
     ///
     /// ```
     /// let (tx, rx) = weir::spsc::Builder::new(1024).read_prefetch(false).build::<u64>()?;
@@ -574,6 +578,21 @@ fn prefetch_distance<S>(capacity: usize, lines: usize) -> usize {
     ahead
 }
 
+/// Calls `prefetch` with the first sequence number of every line of `S` slots that starts in
+/// `from .. to` and lies wholly before `bound` (wrapping sequence numbers; stops at the first
+/// line that does not). The batch calls use it to ask for the lines of the next batch.
+#[inline(always)]
+fn for_lines_ahead<S>(from: usize, to: usize, bound: usize, mut prefetch: impl FnMut(usize)) {
+    let per_line = slots_per_line::<S>();
+    let mut at = next_line_start::<S>(from);
+    while (to.wrapping_sub(at) as isize) > 0
+        && (bound.wrapping_sub(at.wrapping_add(per_line - 1)) as isize) > 0
+    {
+        prefetch(at);
+        at = at.wrapping_add(per_line);
+    }
+}
+
 impl<T, R: Readiness> Producer<T, R> {
     /// Free slots, reloading the consumer's counter only when the cached bound shows fewer than
     /// `want` (batches want all the room there is, single pushes want one).
@@ -657,7 +676,7 @@ impl<T, R: Readiness> Producer<T, R> {
     fn publish(&mut self, n: usize) {
         let first = self.tail;
         self.tail = first.wrapping_add(n);
-        // Batches do not prefetch; the next single push does, from the next line start on.
+        // The next single push prefetches from the next line start on.
         self.prefetch_at = next_line_start::<Cell<T, R::Stamp>>(self.tail);
         self.set_checkpoint();
         // A local: the compiler fence below makes the compiler reload what it reads from memory,
@@ -676,6 +695,26 @@ impl<T, R: Readiness> Producer<T, R> {
             }
         }
         self.notify_consumer();
+        self.prefetch_after_batch(n);
+    }
+
+    /// After a batch of `n` up to `tail`: asks for the lines of the next batch, up to
+    /// `prefetch_ahead` slots past `tail`, those wholly free by the cached bound, for writing.
+    /// Those below `first + prefetch_ahead` (`first = tail - n`) were asked for after the
+    /// previous batch (if it was as large), so only the rest is: about as many lines as the
+    /// batch filled. Measured with batches of 64 `u64`: docs/benchmarks.md, "What changed in
+    /// the fifth session".
+    #[inline(always)]
+    fn prefetch_after_batch(&self, n: usize) {
+        let ahead = self.prefetch_ahead;
+        if ahead == 0 {
+            return;
+        }
+        let from = self.tail.wrapping_add(ahead.saturating_sub(n));
+        let to = self.tail.wrapping_add(ahead);
+        for_lines_ahead::<Cell<T, R::Stamp>>(from, to, self.limit, |seq| {
+            prefetch_for_write(self.shared.cell(seq))
+        });
     }
 
     /// After a publication: wakes a parked consumer if needed (see [`crate::wait`]).
@@ -1318,9 +1357,27 @@ impl<T, R: Readiness> Consumer<T, R> {
         out
     }
 
+    /// Before a batch of `len` from `head` is read: asks for the lines of the next batch, up to
+    /// `prefetch_ahead` slots past it, those wholly published by the cached `tail`, for reading.
+    /// Those below `head + prefetch_ahead` were asked for with the previous batch (if it was as
+    /// large), so only the rest is. `Indexed` only (`prefetch_ahead` is 0 for `Stamped`).
+    #[inline(always)]
+    fn prefetch_next_batch(&self, len: usize) {
+        let ahead = self.prefetch_ahead;
+        if ahead == 0 {
+            return;
+        }
+        let from = self.head.wrapping_add(len.max(ahead));
+        let to = self.head.wrapping_add(len).wrapping_add(ahead);
+        for_lines_ahead::<Cell<T, R::Stamp>>(from, to, self.cached_tail, |seq| {
+            prefetch_for_read(self.shared.cell(seq))
+        });
+    }
+
     /// Moves `n` ready items (the caller checked `n <= ready()`) to the end of `out`, then
     /// publishes the head once.
     fn take_into(&mut self, out: &mut Vec<T>, n: usize) {
+        self.prefetch_next_batch(n);
         // Reserve first: if this panics (capacity overflow) nothing has moved yet.
         out.reserve(n);
         // SAFETY: `n <= ready`, so the `n` slots from `head` hold items that are ours to move
@@ -1469,6 +1526,7 @@ impl<T> Consumer<T, Indexed> {
             Ok(n) => n.min(max),
             Err(e) => return Err(self.count_empty(e)),
         };
+        self.prefetch_next_batch(len);
         Ok(ReadChunk {
             consumer: self,
             len,
@@ -1673,6 +1731,34 @@ mod tests {
             .build::<u64>()
             .unwrap();
         assert_eq!((tx.prefetch_ahead, rx.prefetch_ahead), (ahead(64), 0));
+    }
+
+    /// The batch prefetches ask for whole lines only, from the first line start at or after
+    /// `from`, before `to`, and stop at the first line not wholly before `bound`; in wrapping
+    /// sequence numbers.
+    #[test]
+    fn batch_prefetch_spans_whole_lines_before_the_bound() {
+        let lines = |from: usize, to: usize, bound: usize| {
+            let mut v = Vec::new();
+            for_lines_ahead::<u64>(from, to, bound, |seq| v.push(seq));
+            v
+        };
+        // 8 u64 per line.
+        assert_eq!(lines(64, 128, 1000), [64, 72, 80, 88, 96, 104, 112, 120]);
+        assert_eq!(lines(65, 128, 1000), [72, 80, 88, 96, 104, 112, 120]);
+        assert_eq!(lines(64, 121, 1000), [64, 72, 80, 88, 96, 104, 112, 120]);
+        assert_eq!(lines(64, 120, 1000), [64, 72, 80, 88, 96, 104, 112]);
+        // The bound: a line whose last slot is not before it is not asked for, nor any after.
+        assert_eq!(lines(64, 128, 88), [64, 72, 80]);
+        assert_eq!(lines(64, 128, 87), [64, 72]);
+        assert_eq!(lines(64, 128, 72), [64]);
+        assert_eq!(lines(64, 128, 71), [] as [usize; 0]);
+        // Empty span.
+        assert_eq!(lines(64, 64, 1000), [] as [usize; 0]);
+        // Across the wrap of the counters.
+        let near = usize::MAX - 15; // a line start: 2^64 - 16
+        assert_eq!(lines(near, 16, 24), [near, near + 8, 0, 8]);
+        assert_eq!(lines(near + 1, 8, 1000), [near + 8, 0]);
     }
 
     /// The consumer's checkpoint (`Consumer::checkpoint`) against every way `head` moves in

@@ -180,17 +180,8 @@ impl Spsc for Weir {
         tx.push_slice(items)
     }
     #[inline(always)]
-    fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
-        match rx.read_chunk(max) {
-            Ok(chunk) => {
-                let (a, b) = chunk.as_slices();
-                a.iter().chain(b).for_each(|&v| sink(v));
-                let n = chunk.len();
-                chunk.commit_all();
-                n
-            }
-            Err(_) => 0,
-        }
+    fn pop_batch(rx: &mut Self::Rx, max: usize, sink: impl FnMut(u64)) -> usize {
+        weir_read_chunk(rx, max, sink)
     }
     fn push_blocking(tx: &mut Self::Tx, v: u64) {
         tx.push(v).unwrap()
@@ -245,9 +236,29 @@ macro_rules! weir_vec_contender {
     };
 }
 
+/// weir's batch consumer: up to `max` ready items read in place with `read_chunk`, then one
+/// commit.
+#[inline(always)]
+fn weir_read_chunk(
+    rx: &mut weir::spsc::Consumer<u64>,
+    max: usize,
+    mut sink: impl FnMut(u64),
+) -> usize {
+    match rx.read_chunk(max) {
+        Ok(chunk) => {
+            let (a, b) = chunk.as_slices();
+            a.iter().chain(b).for_each(|&v| sink(v));
+            let n = chunk.len();
+            chunk.commit_all();
+            n
+        }
+        Err(_) => 0,
+    }
+}
+
 /// weir's default SPSC ring with both prefetches turned off (`Builder::write_prefetch(false)`,
 /// `read_prefetch(false)`): the same-run reference for what they buy (docs/benchmarks.md,
-/// "What changed in the fourth session"). Single items only.
+/// "What changed in the fourth session" and "... fifth session"), single items and batches.
 pub struct WeirNoPrefetch;
 impl Spsc for WeirNoPrefetch {
     const NAME: &'static str = "weir no-prefetch";
@@ -267,6 +278,14 @@ impl Spsc for WeirNoPrefetch {
     #[inline(always)]
     fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
         rx.try_pop().ok()
+    }
+    #[inline(always)]
+    fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
+        tx.push_slice(items)
+    }
+    #[inline(always)]
+    fn pop_batch(rx: &mut Self::Rx, max: usize, sink: impl FnMut(u64)) -> usize {
+        weir_read_chunk(rx, max, sink)
     }
 }
 
