@@ -28,6 +28,11 @@ pub const CONSUMER_CORE: usize = 1;
 
 /// Pins the calling thread to `core` (modulo the cores there are); a no-op where pinning is not
 /// supported.
+///
+/// The cores are listed through the calling thread's own affinity (`get_core_ids`), which a
+/// spawned thread inherits: call it only from threads spawned by an unpinned thread (as every
+/// workload here does), or a thread spawned by one already pinned to core 0 sees only core 0
+/// and lands there whatever `core` says.
 pub fn pin(core: usize) {
     if let Some(ids) = core_affinity::get_core_ids() {
         if !ids.is_empty() {
