@@ -200,8 +200,8 @@ pub(crate) fn prefetch_for_read<S>(p: *const S) {
 /// Asks the core to fetch the cache line holding `*p` in the state for writing (x86-64
 /// `PREFETCHW`), so that the store that comes later does not wait for the line to leave the
 /// other core's cache. A hint: reads and writes nothing. Call only where
-/// [`write_prefetch_available`] said yes (the handle or the ring keeps the answer); nothing under miri and
-/// loom.
+/// [`write_prefetch_available`] said yes (the handle or the ring keeps the answer); nothing
+/// under miri and loom.
 #[inline(always)]
 pub(crate) fn prefetch_for_write<S>(p: *const S) {
     #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]

@@ -351,8 +351,9 @@ struct Shared<T, R: Readiness> {
 
 // SAFETY: the slots are only accessed under the counter protocol: a slot between `head` and
 // `tail` (or marked by its stamp, in the `Stamped` flavour) belongs to the consumer, any other to
-// the producer, and each handle is owned by one thread at a time. Items cross threads, so `T: Send` is required; no `&T` is ever shared
-// between threads (peek needs `&mut Consumer`), so `T: Sync` is not.
+// the producer, and each handle is owned by one thread at a time. Items cross threads, so
+// `T: Send` is required; no `&T` is ever shared between threads (peek needs `&mut Consumer`), so
+// `T: Sync` is not.
 unsafe impl<T: Send, R: Readiness> Send for Shared<T, R> {}
 // SAFETY: as above; `&Shared` only gives access to atomics and to slots through the protocol.
 unsafe impl<T: Send, R: Readiness> Sync for Shared<T, R> {}
@@ -2008,9 +2009,10 @@ mod tests {
         }
     }
 
-    /// Every capacity from 1 to 17 (powers of two and not; a few under miri), with the ring offset so that the
-    /// bound is checked at every position of the buffer: exactly `capacity` items go in, by
-    /// `try_push`, `push_slice` and `push_iter`, and come out in order, by single pops.
+    /// Every capacity from 1 to 17 (powers of two and not; a few under miri), with the ring
+    /// offset so that the bound is checked at every position of the buffer: exactly `capacity`
+    /// items go in, by `try_push`, `push_slice` and `push_iter`, and come out in order, by
+    /// single pops.
     fn capacity_is_exact_for_every_small_size<R: Readiness>() {
         let caps: &[usize] = if cfg!(miri) {
             &[1, 2, 3, 5, 8, 9]
