@@ -185,8 +185,17 @@ impl Spsc for Weir {
         tx.push_slice(items)
     }
     #[inline(always)]
-    fn pop_batch(rx: &mut Self::Rx, max: usize, sink: impl FnMut(u64)) -> usize {
-        weir_read_chunk(rx, max, sink)
+    fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
+        match rx.read_chunk(max) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                a.iter().chain(b).for_each(|&v| sink(v));
+                let n = chunk.len();
+                chunk.commit_all();
+                n
+            }
+            Err(_) => 0,
+        }
     }
     fn push_blocking(tx: &mut Self::Tx, v: u64) {
         tx.push(v).unwrap()
@@ -241,26 +250,6 @@ macro_rules! weir_vec_contender {
     };
 }
 
-/// weir's batch consumer: up to `max` ready items read in place with `read_chunk`, then one
-/// commit.
-#[inline(always)]
-fn weir_read_chunk(
-    rx: &mut weir::spsc::Consumer<u64>,
-    max: usize,
-    mut sink: impl FnMut(u64),
-) -> usize {
-    match rx.read_chunk(max) {
-        Ok(chunk) => {
-            let (a, b) = chunk.as_slices();
-            a.iter().chain(b).for_each(|&v| sink(v));
-            let n = chunk.len();
-            chunk.commit_all();
-            n
-        }
-        Err(_) => 0,
-    }
-}
-
 /// weir's default SPSC ring with both prefetches turned off (`Builder::write_prefetch(false)`,
 /// `read_prefetch(false)`): the same-run reference for what they buy (docs/benchmarks.md,
 /// "What changed in the fourth session" and "... fifth session"), single items and batches.
@@ -276,21 +265,22 @@ impl Spsc for WeirNoPrefetch {
             .build()
             .unwrap()
     }
+    // The same calls as `Weir` (same handle types): only the ring's options differ.
     #[inline(always)]
     fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
+        Weir::try_push(tx, v)
     }
     #[inline(always)]
     fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.try_pop().ok()
+        Weir::try_pop(rx)
     }
     #[inline(always)]
     fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
-        tx.push_slice(items)
+        Weir::push_slice(tx, items)
     }
     #[inline(always)]
     fn pop_batch(rx: &mut Self::Rx, max: usize, sink: impl FnMut(u64)) -> usize {
-        weir_read_chunk(rx, max, sink)
+        Weir::pop_batch(rx, max, sink)
     }
 }
 
@@ -958,13 +948,14 @@ impl Mpmc for WeirMpmcNoPrefetch {
             .expect("valid capacity");
         Some((clones(tx, p), clones(rx, c)))
     }
+    // The same calls as `WeirMpmc` (same handle types): only the ring's option differs.
     #[inline(always)]
     fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        tx.try_push(v).is_ok()
+        WeirMpmc::try_push(tx, v)
     }
     #[inline(always)]
     fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        rx.try_pop().ok()
+        WeirMpmc::try_pop(rx)
     }
 }
 
