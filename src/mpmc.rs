@@ -63,8 +63,21 @@
 //! written out, with the lap computed once: load the counter, load its slot's stamp, compare it
 //! with `lap | EMPTY` (a pop: `lap | FULL`), CAS the counter, write (read) the value, store the
 //! stamp, check for sleepers. It is the general claim below restricted to one position whose
-//! stamp was ready and whose CAS won, with the same orderings; everything else (a full or empty
-//! ring, a stale counter, a lost CAS, a hole) goes the general way.
+//! stamp was ready and whose CAS won, with the same orderings. If the stamp says the slot is
+//! still the other side's (a pop: `lap | EMPTY`, this lap's producer has not written it; a push:
+//! the previous lap's `FULL`, its item is still in it), the call reports `Empty`/`Full` at once,
+//! without looking again. Everything else (a stale counter, a lost CAS, a hole, and a pop once
+//! every producer is gone) goes the general way.
+//!
+//! Why at once: a side that finds the ring empty (full) is right behind the other side, on the
+//! very line the other side is writing. Every further look at that stamp takes the line away
+//! from the writer, which then has to fetch it back for its next store; the general way's
+//! bounded wait for a peer mid-way (below) looked again at once and then every few spins, so a
+//! side that kept up with the other ran into the empty (full) slot over and over and slowed the
+//! very writer it waited for. Reporting at once raised throughput by 1.05-1.29x per shape in a
+//! same-binary A/B, and steadied it across the host's modes (docs/benchmarks.md, "What changed
+//! in the sixth session"). The caller's own retry policy (or the blocking calls' spin-then-park)
+//! decides when to look again.
 //!
 //! # Batches
 //!
@@ -94,8 +107,11 @@
 //!
 //! Like every queue of this family the ring is not lock-free in the strict sense: a producer
 //! that claimed a position and is preempted before it writes the stamp holds up the consumer of
-//! that one position (and only that one). `try_push`/`try_pop` wait a bounded time for such a
-//! peer (a few spins, then a few yields) and then report `Full`/`Empty`; blocking calls park.
+//! that one position (and only that one). `try_push`/`try_pop` report `Full`/`Empty` at once
+//! when the slot at the counter is still the other side's, which includes a peer mid-way
+//! through that slot (see "Single items"); the batch calls and the general way wait a bounded
+//! time for such a peer (a few spins, then a few yields) and then report `Full`/`Empty`;
+//! blocking calls park.
 
 use crate::buffer::{
     alloc_slots, prefetch_for_write, slot_count, write_prefetch_available, Slot as Cell,
@@ -111,6 +127,17 @@ use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
+
+/// Why [`Shared::claim_one`] did not claim.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Miss {
+    /// The slot is still the other side's: the ring is empty (pop) or full (push) at the
+    /// position the counter showed, or a peer is mid-way through that very slot.
+    NotYet,
+    /// Anything else (a lost or spurious CAS, a stale counter, a hole): the general claim
+    /// sorts it out.
+    Other,
+}
 
 /// Stamp state: the slot waits for its producer.
 const EMPTY: usize = 0;
@@ -395,9 +422,11 @@ impl<T> Shared<T> {
     /// The single-item fast claim on `counter` (`tail` for a push, `head` for a pop): the
     /// position it shows, if its slot's stamp is `lap | state` (`EMPTY` for a producer, `FULL`
     /// for a consumer) and the first CAS to the next position wins. Returns the slot and the
-    /// lap; `None` for everything else, which the general claims handle.
+    /// lap; otherwise [`Miss::NotYet`] if the stamp says the slot is still the other side's (the
+    /// caller reports `Empty`/`Full` without looking again, see "Single items" in the module
+    /// docs) and [`Miss::Other`] for everything else, which the general claims handle.
     #[inline(always)]
-    fn claim_one(&self, counter: &AtomicUsize, state: usize) -> Option<(&Slot<T>, usize)> {
+    fn claim_one(&self, counter: &AtomicUsize, state: usize) -> Result<(&Slot<T>, usize), Miss> {
         // Relaxed: as in `claim_push`/`claim_pop` (the stamp, not the counter, orders the data).
         let pos = counter.load(Ordering::Relaxed);
         let lap = self.lap(pos);
@@ -410,8 +439,9 @@ impl<T> Shared<T> {
         // Acquire: as in the general claims, pairs with the Release stamp store of the side that
         // last owned the slot (`release_slot` for a producer, `fill_slot` for a consumer).
         // Relaxed CAS: ownership only, as every CAS on the counters.
-        let won = slot.stamp.load(Ordering::Acquire) == lap | state
-            && counter
+        let stamp = slot.stamp.load(Ordering::Acquire);
+        if stamp == lap | state {
+            let won = counter
                 .compare_exchange_weak(
                     pos,
                     self.next_in_lap(pos, lap),
@@ -419,7 +449,24 @@ impl<T> Shared<T> {
                     Ordering::Relaxed,
                 )
                 .is_ok();
-        won.then_some((slot, lap))
+            return if won {
+                Ok((slot, lap))
+            } else {
+                Err(Miss::Other)
+            };
+        }
+        // Still the other side's turn at this position: for a consumer, this lap's producer has
+        // not written the slot; for a producer, the previous lap's item is still in it.
+        let not_yet = if state == FULL {
+            lap | EMPTY
+        } else {
+            lap.wrapping_sub(self.one_lap) | FULL
+        };
+        if stamp == not_yet {
+            Err(Miss::NotYet)
+        } else {
+            Err(Miss::Other)
+        }
     }
 
     /// The position after `pos`.
@@ -842,23 +889,26 @@ impl<T> Producer<T> {
     /// `try_push` without the metrics, for the retries of blocking calls.
     ///
     /// The fast path is `claim_push(1)` for its common case, written out: the slot at `tail`
-    /// is free for this lap and the first CAS wins. Anything else (a full ring, a stale `tail`,
-    /// a lost or spurious CAS failure) goes the general way,
-    /// [`try_push_slow`](Self::try_push_slow).
+    /// is free for this lap and the first CAS wins. If the slot still holds the previous lap's
+    /// item, the ring is full there: `Full` at once. Anything else (a stale `tail`, a lost or
+    /// spurious CAS failure) goes the general way, [`try_push_slow`](Self::try_push_slow).
     #[inline(always)]
     fn try_push_quiet(&self, value: T) -> Result<(), TryPushError<T>> {
         let s = &*self.shared;
         if s.consumers_gone() {
             return Err(TryPushError::Disconnected(value));
         }
-        if let Some((slot, lap)) = s.claim_one(&s.tail, EMPTY) {
-            // SAFETY: `claim_one` made us the producer of that position, whose stamp it saw
-            // `lap | EMPTY` with Acquire.
-            unsafe { s.fill_slot(slot, lap, value) };
-            s.notify_consumers(1);
-            return Ok(());
+        match s.claim_one(&s.tail, EMPTY) {
+            Ok((slot, lap)) => {
+                // SAFETY: `claim_one` made us the producer of that position, whose stamp it saw
+                // `lap | EMPTY` with Acquire.
+                unsafe { s.fill_slot(slot, lap, value) };
+                s.notify_consumers(1);
+                Ok(())
+            }
+            Err(Miss::NotYet) => Err(TryPushError::Full(value)),
+            Err(Miss::Other) => self.try_push_slow(value),
         }
-        self.try_push_slow(value)
     }
 
     /// The general single-item push: `claim_push(1)`, which waits a bounded time for a peer
@@ -1357,21 +1407,26 @@ impl<T> Consumer<T> {
     /// `try_pop` without the metrics.
     ///
     /// The fast path is `claim_pop(1)` for its common case, written out: the slot at `head`
-    /// holds this lap's item and the first CAS wins. Anything else (an empty ring, a hole, a
-    /// stale `head`, a lost or spurious CAS failure) goes the general way,
+    /// holds this lap's item and the first CAS wins. If this lap's producer has not written the
+    /// slot, the ring is empty there: `Empty` at once (unless every producer is gone). Anything
+    /// else (a hole, a stale `head`, a lost or spurious CAS failure) goes the general way,
     /// [`try_pop_slow`](Self::try_pop_slow). Holes only come from `push_iter`'s unfilled
     /// claims, so they are rare.
     #[inline(always)]
     fn try_pop_quiet(&self) -> Result<T, TryPopError> {
         let s = &*self.shared;
-        if let Some((slot, lap)) = s.claim_one(&s.head, FULL) {
-            // SAFETY: `claim_one` made us the consumer of that position, whose stamp it saw
-            // `lap | FULL` with Acquire.
-            let value = unsafe { s.empty_slot(slot, lap) };
-            s.notify_producers(1);
-            return Ok(value);
+        match s.claim_one(&s.head, FULL) {
+            Ok((slot, lap)) => {
+                // SAFETY: `claim_one` made us the consumer of that position, whose stamp it saw
+                // `lap | FULL` with Acquire.
+                let value = unsafe { s.empty_slot(slot, lap) };
+                s.notify_producers(1);
+                Ok(value)
+            }
+            // Once every producer is gone, the general way tells `Disconnected` from items left.
+            Err(Miss::NotYet) if !s.producers_gone() => Err(TryPopError::Empty),
+            Err(_) => self.try_pop_slow(),
         }
-        self.try_pop_slow()
     }
 
     /// The general single-item pop: `take(1)`, which passes over holes, waits a bounded time
