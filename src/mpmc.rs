@@ -66,18 +66,8 @@
 //! stamp was ready and whose CAS won, with the same orderings. If the stamp says the slot is
 //! still the other side's (a pop: `lap | EMPTY`, this lap's producer has not written it; a push:
 //! the previous lap's `FULL`, its item is still in it), the call reports `Empty`/`Full` at once,
-//! without looking again. Everything else (a stale counter, a lost CAS, a hole, and a pop once
+//! without a second look. Everything else (a stale counter, a lost CAS, a hole, and a pop once
 //! every producer is gone) goes the general way.
-//!
-//! Why at once: a side that finds the ring empty (full) is right behind the other side, on the
-//! very line the other side is writing. Every further look at that stamp takes the line away
-//! from the writer, which then has to fetch it back for its next store; the general way's
-//! bounded wait for a peer mid-way (below) looked again at once and then every few spins, so a
-//! side that kept up with the other ran into the empty (full) slot over and over and slowed the
-//! very writer it waited for. Reporting at once raised throughput by 1.05-1.29x per shape in a
-//! same-binary A/B, and steadied it across the host's modes (docs/benchmarks.md, "What changed
-//! in the sixth session"). The caller's own retry policy (or the blocking calls' spin-then-park)
-//! decides when to look again.
 //!
 //! # Batches
 //!
@@ -85,6 +75,23 @@
 //! the whole run with one CAS; `push_slice`/`push_iter` do the same from `tail` for free slots. A
 //! stamp seen ready cannot change before the CAS, because only the owner of a position changes
 //! it and nobody owns a position beyond the counter it is claimed on.
+//!
+//! # Not ready means "report", never "wait here"
+//!
+//! No claim waits for the other side. When the slot at the counter is still the other side's
+//! (empty or full there, or a peer claimed that position and is mid-way through it), the claim
+//! reports `Empty`/`Full` and the caller's retry policy, or the blocking calls' spin-then-park,
+//! decides when to look again. A side that finds the ring empty (full) is right behind the other
+//! side, on the very line the other side is storing to: every further look takes that line away
+//! from the writer, which must fetch it back for its next store. Until the sixth session the
+//! claims looked again, read the other counter and, seeing the position claimed, waited for the
+//! peer (spins, then yields), as crossbeam's `ArrayQueue` does without a bound; a side that kept
+//! up with the other hit that case again and again and slowed the very writer it waited for.
+//! Reporting at once measured 1.05-1.29x for single items per shape, 1.03-1.09x for batches with
+//! try + backoff and 1.24-1.35x with `pop_batch_timeout` (what the pool's workers call), in
+//! same-binary A/Bs (docs/benchmarks.md, "What changed in the sixth session"). A pop that reports
+//! `Empty` while a producer is mid-way is correct: that push has not completed (the stamp store
+//! publishes the item).
 //!
 //! # Waiting and fairness
 //!
@@ -107,11 +114,9 @@
 //!
 //! Like every queue of this family the ring is not lock-free in the strict sense: a producer
 //! that claimed a position and is preempted before it writes the stamp holds up the consumer of
-//! that one position (and only that one). `try_push`/`try_pop` report `Full`/`Empty` at once
-//! when the slot at the counter is still the other side's, which includes a peer mid-way
-//! through that slot (see "Single items"); the batch calls and the general way wait a bounded
-//! time for such a peer (a few spins, then a few yields) and then report `Full`/`Empty`;
-//! blocking calls park.
+//! that one position (and only that one). The `try_` calls and the batch calls report
+//! `Full`/`Empty` then (see above); blocking calls park until the peer publishes. Only
+//! `force_push` waits for a peer mid-way, because it must take over that very slot.
 
 use crate::buffer::{
     alloc_slots, prefetch_for_write, slot_count, write_prefetch_available, Slot as Cell,
@@ -582,13 +587,13 @@ impl<T> Shared<T> {
 
     /// Claims up to `want` (>= 1, <= capacity) consecutive free positions with one CAS on
     /// `tail`. Returns the first position, how many, and the position after the last one; or
-    /// `None` when the ring is full (or the
-    /// slot at `tail` stays held by a peer mid-way through it for longer than [`snooze`] waits).
+    /// `None` when the slot at `tail` still holds the previous lap's item: the ring is full
+    /// there, or a consumer is mid-way through taking that item out (reported at once, see
+    /// "Single items" in the module docs).
     #[inline(always)]
     fn claim_push(&self, want: usize) -> Option<(usize, usize, usize)> {
         debug_assert!(want >= 1 && want <= self.capacity);
         let mut tail = self.tail.load(Ordering::Relaxed);
-        let mut step = 0;
         loop {
             let mut end = tail;
             let mut n = 0;
@@ -628,25 +633,21 @@ impl<T> Shared<T> {
                 tail = self.tail.load(Ordering::Relaxed);
                 continue;
             }
-            // The slot still serves the previous lap. Full, unless a consumer is mid-way through
-            // taking that item out (or a `force_push` is mid-way through displacing it).
-            // Relaxed: a decision only; no data is read through `head`.
-            let head = self.head.load(Ordering::Relaxed);
-            if head.wrapping_add(self.one_lap) == tail || !snooze(&mut step) {
-                return None;
-            }
-            tail = self.tail.load(Ordering::Relaxed);
+            // The slot still serves the previous lap: full here, or a consumer (or a
+            // `force_push`) is mid-way through taking that item out. Either way the slot is not
+            // ours yet: report it at once rather than poll the line its owner is writing.
+            return None;
         }
     }
 
     /// Claims up to `want` (>= 1, <= capacity) consecutive ready positions (items or holes)
-    /// with one CAS on `head`. `Err(())` when the ring is empty (or its front item stays
-    /// unwritten by a preempted producer for longer than [`snooze`] waits).
+    /// with one CAS on `head`. `Err(())` when the front slot is not written yet: the ring is
+    /// empty there, or a producer is mid-way through it (reported at once, see "Single items" in
+    /// the module docs).
     #[inline(always)]
     fn claim_pop(&self, want: usize) -> Result<(usize, usize), ()> {
         debug_assert!(want >= 1 && want <= self.capacity);
         let mut head = self.head.load(Ordering::Relaxed);
-        let mut step = 0;
         loop {
             let mut end = head;
             let mut n = 0;
@@ -685,13 +686,9 @@ impl<T> Shared<T> {
                 head = self.head.load(Ordering::Relaxed);
                 continue;
             }
-            // Not written yet. Empty, unless a producer claimed the position and is mid-way.
-            // Relaxed: a decision only; no data is read through `tail`.
-            let tail = self.tail.load(Ordering::Relaxed);
-            if tail == head || !snooze(&mut step) {
-                return Err(());
-            }
-            head = self.head.load(Ordering::Relaxed);
+            // Not written yet: empty here, or a producer claimed the position and is mid-way
+            // (its push has not completed). Report it at once, as `claim_push` does.
+            return Err(());
         }
     }
 
@@ -797,26 +794,14 @@ impl<T> Shared<T> {
     }
 }
 
-/// Spins of the bounded wait for a peer mid-way through a slot: `1 << step` spin hints for the
-/// first steps, then yields; `false` once the budget is spent.
-const SNOOZE_SPIN_STEPS: u32 = 6;
-const SNOOZE_STEPS: u32 = 10;
+/// Steps of [`backoff`] that spin (`1 << step` spin hints) before it yields.
+const BACKOFF_SPIN_STEPS: u32 = 6;
 
-#[inline]
-fn snooze(step: &mut u32) -> bool {
-    // Under loom one retry with a yield explores the interesting interleavings; more only
-    // multiplies the states.
-    let limit = if cfg!(loom) { 1 } else { SNOOZE_STEPS };
-    if *step >= limit {
-        return false;
-    }
-    backoff(step);
-    true
-}
-
+/// One step of `force_push`'s wait for a peer mid-way through the slot it takes over (directly,
+/// or in [`Shared::wait_stamp`]): spins for the first steps, then yields.
 #[inline]
 fn backoff(step: &mut u32) {
-    if cfg!(loom) || *step >= SNOOZE_SPIN_STEPS {
+    if cfg!(loom) || *step >= BACKOFF_SPIN_STEPS {
         yield_now();
     } else {
         for _ in 0..1u32 << *step {
@@ -911,8 +896,8 @@ impl<T> Producer<T> {
         }
     }
 
-    /// The general single-item push: `claim_push(1)`, which waits a bounded time for a peer
-    /// mid-way through the slot and tells a full ring from a stale `tail`.
+    /// The general single-item push: `claim_push(1)`, which reloads a stale `tail` and retries
+    /// a lost CAS.
     #[inline(never)]
     fn try_push_slow(&self, value: T) -> Result<(), TryPushError<T>> {
         let s = &*self.shared;
@@ -1429,8 +1414,8 @@ impl<T> Consumer<T> {
         }
     }
 
-    /// The general single-item pop: `take(1)`, which passes over holes, waits a bounded time
-    /// for a producer mid-way through the front slot, and tells `Empty` from `Disconnected`.
+    /// The general single-item pop: `take(1)`, which passes over holes, reloads a stale `head`,
+    /// retries a lost CAS, and tells `Empty` from `Disconnected`.
     #[inline(never)]
     fn try_pop_slow(&self) -> Result<T, TryPopError> {
         loop {
