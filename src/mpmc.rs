@@ -76,7 +76,7 @@
 //! stamp seen ready cannot change before the CAS, because only the owner of a position changes
 //! it and nobody owns a position beyond the counter it is claimed on.
 //!
-//! # Not ready means "report", never "wait here"
+//! # Not ready means report, never wait here
 //!
 //! No claim waits for the other side. When the slot at the counter is still the other side's
 //! (empty or full there, or a peer claimed that position and is mid-way through it), the claim
@@ -428,8 +428,8 @@ impl<T> Shared<T> {
     /// position it shows, if its slot's stamp is `lap | state` (`EMPTY` for a producer, `FULL`
     /// for a consumer) and the first CAS to the next position wins. Returns the slot and the
     /// lap; otherwise [`Miss::NotYet`] if the stamp says the slot is still the other side's (the
-    /// caller reports `Empty`/`Full` without looking again, see "Single items" in the module
-    /// docs) and [`Miss::Other`] for everything else, which the general claims handle.
+    /// caller reports `Empty`/`Full` without looking again, see "Not ready means report" in the
+    /// module docs) and [`Miss::Other`] for everything else, which the general claims handle.
     #[inline(always)]
     fn claim_one(&self, counter: &AtomicUsize, state: usize) -> Result<(&Slot<T>, usize), Miss> {
         // Relaxed: as in `claim_push`/`claim_pop` (the stamp, not the counter, orders the data).
@@ -589,7 +589,7 @@ impl<T> Shared<T> {
     /// `tail`. Returns the first position, how many, and the position after the last one; or
     /// `None` when the slot at `tail` still holds the previous lap's item: the ring is full
     /// there, or a consumer is mid-way through taking that item out (reported at once, see
-    /// "Single items" in the module docs).
+    /// "Not ready means report" in the module docs).
     #[inline(always)]
     fn claim_push(&self, want: usize) -> Option<(usize, usize, usize)> {
         debug_assert!(want >= 1 && want <= self.capacity);
@@ -642,8 +642,8 @@ impl<T> Shared<T> {
 
     /// Claims up to `want` (>= 1, <= capacity) consecutive ready positions (items or holes)
     /// with one CAS on `head`. `Err(())` when the front slot is not written yet: the ring is
-    /// empty there, or a producer is mid-way through it (reported at once, see "Single items" in
-    /// the module docs).
+    /// empty there, or a producer is mid-way through it (reported at once, see "Not ready means
+    /// report" in the module docs).
     #[inline(always)]
     fn claim_pop(&self, want: usize) -> Result<(usize, usize), ()> {
         debug_assert!(want >= 1 && want <= self.capacity);
