@@ -134,7 +134,7 @@ use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 /// Why [`Shared::claim_one`] did not claim.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Miss {
     /// The slot is still the other side's: the ring is empty (pop) or full (push) at the
     /// position the counter showed, or a peer is mid-way through that very slot.
@@ -443,9 +443,9 @@ impl<T> Shared<T> {
         }
         // Acquire: as in the general claims, pairs with the Release stamp store of the side that
         // last owned the slot (`release_slot` for a producer, `fill_slot` for a consumer).
-        // Relaxed CAS: ownership only, as every CAS on the counters.
         let stamp = slot.stamp.load(Ordering::Acquire);
         if stamp == lap | state {
+            // Relaxed CAS: ownership only, as every CAS on the counters.
             let won = counter
                 .compare_exchange_weak(
                     pos,
