@@ -288,6 +288,8 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(Flume),
         e!(StdSync),
         e!(Disruptor),
+        e!(Bare),
+        e!(BarePrefetch),
     ];
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -318,6 +320,8 @@ fn batch_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(Flume),
         e!(StdSync),
         e!(Disruptor),
+        e!(Bare),
+        e!(BarePrefetch),
     ];
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -451,6 +455,36 @@ struct Goal {
     phrase: String,
 }
 
+/// The reference rows of the bare rings (benches/common/bare.rs) for an SPSC row: how far weir
+/// is from the bare design with its own prefetch rules, and how far that design at its best is
+/// from rtrb (the most a ring of this design can show against rtrb in the same run).
+fn bare_goals(goals: &mut Vec<Goal>, s: &Samples, row: &str) {
+    if let (Some(w), Some(b)) = (s.get(Weir::NAME), s.get(BarePrefetch::NAME)) {
+        goals.push(Goal {
+            label: format!("(reference) SPSC {row}: weir / bare ring + prefetch"),
+            ratios: paired(w, b),
+            target: 1.0,
+            phrase: "what weir's API and guarantees cost".into(),
+        });
+    }
+    if let (Some(b), Some(r)) = (s.get(BarePrefetch::NAME), s.get(Rtrb::NAME)) {
+        goals.push(Goal {
+            label: format!("(reference) SPSC {row}: bare ring + prefetch / rtrb"),
+            ratios: paired(b, r),
+            target: if row == "batch" { 1.5 } else { 1.3 },
+            phrase: "the design's reach against rtrb".into(),
+        });
+    }
+    if let (Some(r), Some(b)) = (s.get(Rtrb::NAME), s.get(Bare::NAME)) {
+        goals.push(Goal {
+            label: format!("(reference) SPSC {row}: rtrb / bare ring"),
+            ratios: paired(r, b),
+            target: 1.0,
+            phrase: "rtrb against the bare design".into(),
+        });
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(name) = &args.icount {
@@ -520,6 +554,7 @@ fn main() {
                 phrase: "what the prefetches buy".into(),
             });
         }
+        bare_goals(&mut goals, &s, "single");
     }
 
     if rows.contains(&Row::Batch) {
@@ -543,6 +578,8 @@ fn main() {
             (<Flume as Spsc>::NAME, Flume::BATCH_API),
             (StdSync::NAME, StdSync::BATCH_API),
             (<Disruptor as Spsc>::NAME, Disruptor::BATCH_API),
+            (Bare::NAME, Bare::BATCH_API),
+            (BarePrefetch::NAME, BarePrefetch::BATCH_API),
         ]
         .into_iter()
         .collect();
@@ -573,6 +610,7 @@ fn main() {
                 phrase: "what the prefetches buy".into(),
             });
         }
+        bare_goals(&mut goals, &s, "batch");
     }
 
     if rows.contains(&Row::Rtt) {

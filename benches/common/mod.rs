@@ -8,6 +8,11 @@
 //! where it has none (said so in [`Spsc::BATCH_API`]).
 #![allow(dead_code)]
 
+mod bare;
+// The harness's reference rows; the criterion benches compare the crates only.
+#[allow(unused_imports)]
+pub use bare::{Bare, BarePrefetch};
+
 use crossbeam_utils::{Backoff, CachePadded};
 use hdrhistogram::Histogram;
 use std::hint::spin_loop;
