@@ -1,8 +1,9 @@
 //! Reference rings for the SPSC rows: the design that weir's default `Indexed` flavour and rtrb
 //! share (Lamport's ring, each side keeping a cached copy of the other side's counter), written
 //! as bare as it gets: `u64` items only, no disconnection, no parking, no metrics, no checks
-//! beyond the counters. Not a contender a user would pick (it is not even a safe API: nothing
-//! stops two producers), but the yardstick for two questions the goals of issue 6 raise:
+//! beyond the counters. Not a contender a user would pick (one item type, no way to learn that
+//! the other side is gone, no blocking calls, nothing but `try_` and slices), but the yardstick
+//! for two questions the goals of issue 6 raise:
 //!
 //! - `bare ring` (no prefetch): how far is a crate from the bare design? rtrb is near it.
 //! - `bare ring + prefetch`: the same ring with weir's prefetch rules (8 lines ahead: the
