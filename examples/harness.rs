@@ -455,34 +455,53 @@ struct Goal {
     phrase: String,
 }
 
+/// Adds the goal "`a` / `b`" (runs paired by repetition) if both contenders were measured.
+fn ratio_goal(
+    goals: &mut Vec<Goal>,
+    s: &Samples,
+    (a, b): (&str, &str),
+    label: impl Into<String>,
+    target: f64,
+    phrase: &str,
+) {
+    if let (Some(x), Some(y)) = (s.get(a), s.get(b)) {
+        goals.push(Goal {
+            label: label.into(),
+            ratios: paired(x, y),
+            target,
+            phrase: phrase.into(),
+        });
+    }
+}
+
 /// The reference rows of the bare rings (benches/common/bare.rs) for an SPSC row: how far weir
 /// is from the bare design with its own prefetch rules, and how far that design at its best is
 /// from rtrb (the most a ring of this design can show against rtrb in the same run).
 fn bare_goals(goals: &mut Vec<Goal>, s: &Samples, row: &str) {
-    if let (Some(w), Some(b)) = (s.get(Weir::NAME), s.get(BarePrefetch::NAME)) {
-        goals.push(Goal {
-            label: format!("(reference) SPSC {row}: weir / bare ring + prefetch"),
-            ratios: paired(w, b),
-            target: 1.0,
-            phrase: "what weir's API and guarantees cost".into(),
-        });
-    }
-    if let (Some(b), Some(r)) = (s.get(BarePrefetch::NAME), s.get(Rtrb::NAME)) {
-        goals.push(Goal {
-            label: format!("(reference) SPSC {row}: bare ring + prefetch / rtrb"),
-            ratios: paired(b, r),
-            target: if row == "batch" { 1.5 } else { 1.3 },
-            phrase: "the design's reach against rtrb".into(),
-        });
-    }
-    if let (Some(r), Some(b)) = (s.get(Rtrb::NAME), s.get(Bare::NAME)) {
-        goals.push(Goal {
-            label: format!("(reference) SPSC {row}: rtrb / bare ring"),
-            ratios: paired(r, b),
-            target: 1.0,
-            phrase: "rtrb against the bare design".into(),
-        });
-    }
+    ratio_goal(
+        goals,
+        s,
+        (Weir::NAME, BarePrefetch::NAME),
+        format!("(reference) SPSC {row}: weir / bare ring + prefetch"),
+        1.0,
+        "what weir's API and guarantees cost",
+    );
+    ratio_goal(
+        goals,
+        s,
+        (BarePrefetch::NAME, Rtrb::NAME),
+        format!("(reference) SPSC {row}: bare ring + prefetch / rtrb"),
+        if row == "batch" { 1.5 } else { 1.3 },
+        "the design's reach against rtrb",
+    );
+    ratio_goal(
+        goals,
+        s,
+        (Rtrb::NAME, Bare::NAME),
+        format!("(reference) SPSC {row}: rtrb / bare ring"),
+        1.0,
+        "rtrb against the bare design",
+    );
 }
 
 fn main() {
@@ -530,30 +549,30 @@ fn main() {
         // The goal is on the default flavour (`Indexed`, with its prefetches): the faster of
         // the two for single items since the prefetches (docs/benchmarks.md). `Stamped` and
         // the ring without the prefetches are shown for reference.
-        if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(Rtrb::NAME)) {
-            goals.push(Goal {
-                label: "SPSC single: weir / rtrb".into(),
-                ratios: paired(w, r),
-                target: 1.3,
-                phrase: "≥ 1.3× rtrb".into(),
-            });
-        }
-        if let (Some(w), Some(r)) = (s.get(WeirStamped::NAME), s.get(Rtrb::NAME)) {
-            goals.push(Goal {
-                label: "(reference) SPSC single: weir Stamped / rtrb".into(),
-                ratios: paired(w, r),
-                target: 1.3,
-                phrase: "the other flavour".into(),
-            });
-        }
-        if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(WeirNoPrefetch::NAME)) {
-            goals.push(Goal {
-                label: "(reference) SPSC single: weir / weir no-prefetch".into(),
-                ratios: paired(w, r),
-                target: 1.0,
-                phrase: "what the prefetches buy".into(),
-            });
-        }
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, Rtrb::NAME),
+            "SPSC single: weir / rtrb",
+            1.3,
+            "≥ 1.3× rtrb",
+        );
+        ratio_goal(
+            &mut goals,
+            &s,
+            (WeirStamped::NAME, Rtrb::NAME),
+            "(reference) SPSC single: weir Stamped / rtrb",
+            1.3,
+            "the other flavour",
+        );
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, WeirNoPrefetch::NAME),
+            "(reference) SPSC single: weir / weir no-prefetch",
+            1.0,
+            "what the prefetches buy",
+        );
         bare_goals(&mut goals, &s, "single");
     }
 
@@ -594,22 +613,22 @@ fn main() {
             Some(&apis),
         );
         let _ = writeln!(md, "{}\n", noise.note());
-        if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(Rtrb::NAME)) {
-            goals.push(Goal {
-                label: "SPSC batch: weir read_chunk / rtrb chunks".into(),
-                ratios: paired(w, r),
-                target: 1.5,
-                phrase: "≥ 1.5× rtrb's chunks".into(),
-            });
-        }
-        if let (Some(w), Some(r)) = (s.get(Weir::NAME), s.get(WeirNoPrefetch::NAME)) {
-            goals.push(Goal {
-                label: "(reference) SPSC batch: weir / weir no-prefetch".into(),
-                ratios: paired(w, r),
-                target: 1.0,
-                phrase: "what the prefetches buy".into(),
-            });
-        }
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, Rtrb::NAME),
+            "SPSC batch: weir read_chunk / rtrb chunks",
+            1.5,
+            "≥ 1.5× rtrb's chunks",
+        );
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, WeirNoPrefetch::NAME),
+            "(reference) SPSC batch: weir / weir no-prefetch",
+            1.0,
+            "what the prefetches buy",
+        );
         bare_goals(&mut goals, &s, "batch");
     }
 
@@ -809,22 +828,22 @@ fn main() {
         }
         let _ = writeln!(md, "\n{}\n", noise.note());
         let w = "weir push (spin-then-park)";
-        if let (Some(wc), Some(sc)) = (cpu.get(w), cpu.get("std sync_channel send")) {
-            goals.push(Goal {
-                label: "Slow consumer CPU/item: std / weir".into(),
-                ratios: paired(sc, wc),
-                target: 3.0,
-                phrase: "weir ≤ 1/3 of std sync_channel".into(),
-            });
-        }
-        if let (Some(ww), Some(rw)) = (wall.get(w), wall.get("rtrb (spinning push)")) {
-            goals.push(Goal {
-                label: "Slow consumer wall: rtrb / weir".into(),
-                ratios: paired(rw, ww),
-                target: 1.0,
-                phrase: "weir no slower than rtrb".into(),
-            });
-        }
+        ratio_goal(
+            &mut goals,
+            &cpu,
+            ("std sync_channel send", w),
+            "Slow consumer CPU/item: std / weir",
+            3.0,
+            "weir ≤ 1/3 of std sync_channel",
+        );
+        ratio_goal(
+            &mut goals,
+            &wall,
+            ("rtrb (spinning push)", w),
+            "Slow consumer wall: rtrb / weir",
+            1.0,
+            "weir no slower than rtrb",
+        );
     }
 
     if !goals.is_empty() {
