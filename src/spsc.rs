@@ -1531,6 +1531,7 @@ impl<T> Consumer<T, Indexed> {
         Ok(ReadChunk {
             consumer: self,
             len,
+            _items: std::marker::PhantomData,
         })
     }
 }
@@ -1568,11 +1569,37 @@ impl<T, R: Readiness> Iterator for Consumer<T, R> {
 /// Up to `max` ready items seen in place; nothing is consumed until [`commit`](Self::commit).
 ///
 /// Dropping the chunk without committing leaves every item in the ring.
+///
+/// A chunk lends `&T`s from `&self`, so it can be shared between threads only if `T` is
+/// `Sync` (and sent to another thread if `T` is `Send`, as the consumer):
+///
+/// ```compile_fail
+/// fn shared_across_threads<S: Sync>(_: &S) {}
+/// let (mut tx, mut rx) = weir::spsc::channel(4);
+/// tx.push(std::cell::Cell::new(1)).unwrap();
+/// let chunk = rx.read_chunk(1).unwrap();
+/// shared_across_threads(&chunk); // error: `Cell<i32>` is not `Sync`
+/// ```
 #[cfg(not(loom))]
 pub struct ReadChunk<'a, T> {
     consumer: &'a mut Consumer<T, Indexed>,
     len: usize,
+    /// Opts out of the auto traits, which `&mut Consumer` would give whenever `T: Send`; the
+    /// impls below restore them with the bounds that `as_slices` needs.
+    _items: std::marker::PhantomData<*const T>,
 }
+
+// SAFETY: moving the chunk to another thread moves the exclusive borrow of the consumer with it
+// (sound for `T: Send`, as the consumer itself) and lets that thread see the items (`&T`) and
+// drop them in `commit`, both of which need only `T: Send`; the lending thread has no access
+// while the chunk lives.
+#[cfg(not(loom))]
+unsafe impl<T: Send> Send for ReadChunk<'_, T> {}
+// SAFETY: through `&ReadChunk` several threads may hold `&T`s to the same items at once
+// (`as_slices`), which needs `T: Sync`; they read the consumer's counters through `&Consumer`,
+// which needs the consumer to be `Sync` (`T: Send`). Nothing is mutated through `&self`.
+#[cfg(not(loom))]
+unsafe impl<T: Send + Sync> Sync for ReadChunk<'_, T> {}
 
 #[cfg(not(loom))]
 impl<T> ReadChunk<'_, T> {

@@ -762,3 +762,23 @@ fn handles_are_send_and_debug<R: Flavour>() {
     let s = format!("{tx:?} {rx:?}");
     assert!(s.contains("capacity: 3"), "{s}");
 }
+
+/// A read chunk lends `&T`s from `&self`: shareable between threads only for `T: Sync`, which
+/// a `compile_fail` doctest on `ReadChunk` checks; sendable like the consumer, for `T: Send`.
+#[test]
+fn read_chunks_are_send_for_send_items_and_sync_for_sync_items() {
+    fn send<X: Send>() {}
+    fn sync<X: Sync>() {}
+    send::<spsc::ReadChunk<'static, std::cell::Cell<u64>>>();
+    send::<spsc::ReadChunk<'static, u64>>();
+    sync::<spsc::ReadChunk<'static, u64>>();
+    // And the chunk does cross threads for such items.
+    let (mut tx, mut rx) = spsc::channel::<u64>(4);
+    tx.push_slice(&[1, 2, 3]);
+    let chunk = rx.read_chunk(4).unwrap();
+    let sum = thread::scope(|s| {
+        let h = s.spawn(|| chunk.as_slices().0.iter().sum::<u64>());
+        chunk.as_slices().0.iter().sum::<u64>() + h.join().unwrap()
+    });
+    assert_eq!(sum, 12);
+}
