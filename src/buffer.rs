@@ -2,7 +2,7 @@
 
 use crate::error::CapacityError;
 use crate::sync::UnsafeCell;
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::alloc::{alloc, dealloc, Layout};
 use std::mem::{needs_drop, size_of, MaybeUninit};
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -32,6 +32,26 @@ pub(crate) fn slot_count<S>(capacity: usize) -> Result<usize, CapacityError> {
     Ok(len)
 }
 
+/// The allocator refused the memory for a ring's slots (`bytes` of it): a request that
+/// [`slot_count`] let through (it fits `isize::MAX`) but that the machine cannot back, such as
+/// 2^58 bytes on a 48-bit address space. The builders turn it into
+/// [`CapacityError::AllocationFailed`], so that even then the caller gets an error, not an abort.
+/// (`pub` in a private module, as [`SlotArray`], for the sealed flavour trait of `spsc`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocFailed {
+    pub(crate) bytes: usize,
+}
+
+impl AllocFailed {
+    /// The error a builder returns for a ring of `requested` items.
+    pub(crate) fn for_capacity(self, requested: usize) -> CapacityError {
+        CapacityError::AllocationFailed {
+            requested,
+            bytes: self.bytes,
+        }
+    }
+}
+
 /// Where a [`SlotArray`] starts: a multiple of 128 bytes, a pair of 64-byte cache lines (the
 /// unit the adjacent-line prefetcher of x86 cores fetches).
 /// `RUSTFLAGS="--cfg weir_slot_align_16"` builds with 16 instead (what `malloc` gives), for the
@@ -52,9 +72,12 @@ pub struct SlotArray<S> {
 }
 
 impl<S> SlotArray<S> {
-    /// `len` slots, each built by `init(index)`. The caller has checked `len` with
-    /// [`slot_count`], so the layout below exists.
-    pub(crate) fn new(len: usize, mut init: impl FnMut(usize) -> S) -> Self {
+    /// `len` slots, each built by `init(index)`, or [`AllocFailed`] if the allocator refuses
+    /// the memory. The caller has checked `len` with [`slot_count`], so the layout below exists.
+    pub(crate) fn try_new(
+        len: usize,
+        mut init: impl FnMut(usize) -> S,
+    ) -> Result<Self, AllocFailed> {
         let layout = Self::layout(len);
         if layout.size() == 0 {
             // Zero-sized slots: nothing to allocate; a dangling, aligned pointer is valid for
@@ -66,15 +89,17 @@ impl<S> SlotArray<S> {
                     std::mem::forget(init(i));
                 }
             }
-            return SlotArray {
+            return Ok(SlotArray {
                 ptr: NonNull::dangling(),
                 len,
-            };
+            });
         }
         // SAFETY: the layout has a non-zero size (checked above).
         let raw = unsafe { alloc(layout) } as *mut S;
         let Some(ptr) = NonNull::new(raw) else {
-            handle_alloc_error(layout)
+            return Err(AllocFailed {
+                bytes: layout.size(),
+            });
         };
         for i in 0..len {
             // SAFETY: `i < len` and the allocation holds `len` slots of `S`, aligned (the
@@ -83,7 +108,7 @@ impl<S> SlotArray<S> {
             // `SlotArray` exists yet to free them): a leak, never a double drop.
             unsafe { ptr.as_ptr().add(i).write(init(i)) };
         }
-        SlotArray { ptr, len }
+        Ok(SlotArray { ptr, len })
     }
 
     fn layout(len: usize) -> Layout {
@@ -219,9 +244,18 @@ pub(crate) fn prefetch_for_write<S>(p: *const S) {
     let _ = p;
 }
 
-/// Allocates `len` slots, each built by `init(index)`.
-pub(crate) fn alloc_slots<S>(len: usize, init: impl FnMut(usize) -> S) -> Box<[S]> {
-    (0..len).map(init).collect()
+/// Allocates `len` slots, each built by `init(index)`, or [`AllocFailed`] if the allocator
+/// refuses the memory (the caller has checked `len` with [`slot_count`]).
+pub(crate) fn alloc_slots<S>(
+    len: usize,
+    init: impl FnMut(usize) -> S,
+) -> Result<Box<[S]>, AllocFailed> {
+    let mut slots = Vec::new();
+    slots.try_reserve_exact(len).map_err(|_| AllocFailed {
+        bytes: len.saturating_mul(size_of::<S>()),
+    })?;
+    slots.extend((0..len).map(init));
+    Ok(slots.into_boxed_slice())
 }
 
 #[cfg(test)]
@@ -239,15 +273,15 @@ mod tests {
             }
         }
         for len in [1, 3, 64, 1000] {
-            let a = SlotArray::new(len, |i| (i as u64) * 3);
+            let a = SlotArray::try_new(len, |i| (i as u64) * 3).unwrap();
             assert_eq!(a.as_ptr() as usize % SLOT_ALIGN, 0);
             assert_eq!(a.len(), len);
             assert!(a.iter().enumerate().all(|(i, &v)| v == i as u64 * 3));
         }
         DROPS.store(0, Ordering::Relaxed);
-        drop(SlotArray::new(5, |i| Counted(i as u8)));
+        drop(SlotArray::try_new(5, |i| Counted(i as u8)).unwrap());
         assert_eq!(DROPS.load(Ordering::Relaxed), 5);
-        let zst = SlotArray::new(1 << 20, |_| ());
+        let zst = SlotArray::try_new(1 << 20, |_| ()).unwrap();
         assert_eq!(zst.len(), 1 << 20);
     }
 

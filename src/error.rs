@@ -153,6 +153,15 @@ pub enum CapacityError {
         /// The capacity that was asked for.
         requested: usize,
     },
+    /// The buffer fits the rules above, but the allocator could not provide its `bytes`
+    /// (for example more than the machine's address space or memory limits allow). Returned
+    /// instead of aborting, as `Vec::try_reserve` does.
+    AllocationFailed {
+        /// The capacity that was asked for.
+        requested: usize,
+        /// The size of the buffer that was refused, in bytes.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for CapacityError {
@@ -162,6 +171,10 @@ impl fmt::Display for CapacityError {
             Self::TooLarge { requested } => write!(
                 f,
                 "capacity {requested} is too large: its buffer would overflow the address space"
+            ),
+            Self::AllocationFailed { requested, bytes } => write!(
+                f,
+                "capacity {requested} is too large: the allocator refused its buffer of {bytes} bytes"
             ),
         }
     }

@@ -156,8 +156,8 @@ const STATE: usize = 3;
 /// Creates a ring that holds exactly `capacity` items, with the default options.
 ///
 /// # Panics
-/// If `capacity` is 0 or its buffer would overflow the address space; [`try_channel`] and
-/// [`Builder::build`] return a [`CapacityError`] instead.
+/// If `capacity` is 0, its buffer would overflow the address space or the allocator refuses
+/// it; [`try_channel`] and [`Builder::build`] return a [`CapacityError`] instead.
 ///
 /// ```
 /// use std::thread;
@@ -304,7 +304,8 @@ impl Builder {
                 lap.wrapping_add(one_lap)
             }),
             value: UnsafeCell::new(MaybeUninit::uninit()),
-        });
+        })
+        .map_err(|e| e.for_capacity(capacity))?;
         let shared = Arc::new(Shared {
             head: CachePadded::new(AtomicUsize::new(start)),
             tail: CachePadded::new(AtomicUsize::new(start)),

@@ -63,8 +63,8 @@ const THRESHOLD_RECHECK: Duration = Duration::from_millis(2);
 /// Creates a ring that holds exactly `capacity` items, with the default options.
 ///
 /// # Panics
-/// If `capacity` is 0 or its buffer would overflow the address space; [`try_channel`] and
-/// [`Builder::build`] return a [`CapacityError`] instead.
+/// If `capacity` is 0, its buffer would overflow the address space or the allocator refuses
+/// it; [`try_channel`] and [`Builder::build`] return a [`CapacityError`] instead.
 ///
 /// ```
 /// let (mut tx, mut rx) = weir::spsc::channel::<String>(2);
@@ -281,7 +281,7 @@ impl Builder {
             consumer_event: CachePadded::new(Event::new()),
             producer_stats: CachePadded::new(SideStats::default()),
             consumer_stats: CachePadded::new(SideStats::default()),
-            buffer: R::alloc(slots, self.start),
+            buffer: R::alloc(slots, self.start).map_err(|e| e.for_capacity(capacity))?,
             mask: slots - 1,
             capacity,
             producer_threshold,

@@ -59,6 +59,11 @@ for_both_flavours!(
     capacity_is_exact_for_awkward_sizes,
     capacity_zero_is_an_error,
     absurd_capacities_are_errors,
+    #[cfg_attr(
+        miri,
+        ignore = "miri stops at an allocation this large instead of failing it"
+    )]
+    a_buffer_the_allocator_refuses_is_an_error,
     handles_are_send_and_debug,
 );
 
@@ -746,6 +751,32 @@ fn absurd_capacities_are_errors<R: Flavour>() {
             requested: usize::MAX
         }
     );
+}
+
+/// A capacity whose buffer passes the size rules but cannot be allocated (2^55 slots of 8 or
+/// 16 bytes: beyond any 48- or 57-bit address space) is an error, not an abort.
+fn a_buffer_the_allocator_refuses_is_an_error<R: Flavour>() {
+    let requested = 1usize << 55;
+    match Builder::new(requested).build_flavour::<u64, R>() {
+        Err(CapacityError::AllocationFailed {
+            requested: r,
+            bytes,
+        }) => {
+            assert_eq!(r, requested);
+            assert!(bytes >= requested * 8, "{bytes}");
+        }
+        other => panic!("expected AllocationFailed, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "miri stops at an allocation this large instead of failing it"
+)]
+#[should_panic(expected = "allocator refused")]
+fn channel_the_allocator_refuses_panics_and_does_not_abort() {
+    let _ = spsc::channel::<u64>(1 << 55);
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! The flavour is a type parameter, so each ring's hot path is compiled for its own flavour
 //! (no run-time branch); the trait is sealed.
 
-use crate::buffer::{Slot, SlotArray};
+use crate::buffer::{AllocFailed, Slot, SlotArray};
 use crate::sync::{AtomicUsize, Ordering};
 
 /// A slot of the ring: the item, then the flavour's stamp (nothing for [`Indexed`]).
@@ -30,7 +30,7 @@ pub struct Cell<T, S> {
 pub(crate) mod sealed {
     // `pub` items in a private module: usable in the crate, not nameable outside it.
     use super::Cell;
-    use crate::buffer::SlotArray;
+    use crate::buffer::{AllocFailed, SlotArray};
 
     /// What a flavour provides to the ring; sealed (not nameable outside the crate).
     pub trait Flavour: Send + Sync + Sized + 'static {
@@ -39,7 +39,10 @@ pub(crate) mod sealed {
         /// `true` if single pops learn readiness from the slot's stamp instead of `tail`.
         const IN_SLOT: bool;
         /// Allocates `len` slots, no item in any, for a ring whose counters start at `start`.
-        fn alloc<T>(len: usize, start: usize) -> SlotArray<Cell<T, Self::Stamp>>;
+        fn alloc<T>(
+            len: usize,
+            start: usize,
+        ) -> Result<SlotArray<Cell<T, Self::Stamp>>, AllocFailed>;
         /// Producer: the item of sequence `seq` is written; make it visible through the stamp.
         fn mark(stamp: &Self::Stamp, seq: usize);
         /// Consumer: `true` if the item of sequence `seq` has been marked. When `true`, every
@@ -83,8 +86,8 @@ impl sealed::Flavour for Indexed {
     type Stamp = ();
     const IN_SLOT: bool = false;
 
-    fn alloc<T>(len: usize, _start: usize) -> SlotArray<Cell<T, ()>> {
-        SlotArray::new(len, |_| Cell {
+    fn alloc<T>(len: usize, _start: usize) -> Result<SlotArray<Cell<T, ()>>, AllocFailed> {
+        SlotArray::try_new(len, |_| Cell {
             value: Slot::new(std::mem::MaybeUninit::uninit()),
             stamp: (),
         })
@@ -109,8 +112,8 @@ impl sealed::Flavour for Stamped {
     type Stamp = AtomicUsize;
     const IN_SLOT: bool = true;
 
-    fn alloc<T>(len: usize, start: usize) -> SlotArray<Cell<T, AtomicUsize>> {
-        SlotArray::new(len, |_| Cell {
+    fn alloc<T>(len: usize, start: usize) -> Result<SlotArray<Cell<T, AtomicUsize>>, AllocFailed> {
+        SlotArray::try_new(len, |_| Cell {
             value: Slot::new(std::mem::MaybeUninit::uninit()),
             stamp: AtomicUsize::new(start),
         })
