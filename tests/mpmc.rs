@@ -559,3 +559,99 @@ fn over_aligned_items_stay_aligned_and_intact() {
     }
     t.join().unwrap();
 }
+
+/// A parked consumer is woken when holes make an item reachable. A `push_iter` claims
+/// positions 0 and 1 with one CAS (exact size hint 2); while its iterator runs, another producer
+/// pushes 7 at position 2 (its wake-up finds position 0 unwritten, and the consumer parks
+/// again); then the iterator panics and the claim, no longer at `tail`, becomes two holes. The
+/// item behind them must reach the parked consumer without any further push.
+#[test]
+#[cfg_attr(miri, ignore = "needs real time: the consumer must park")]
+fn parked_consumer_wakes_when_holes_open_the_way_to_an_item() {
+    let (tx, rx) = Builder::new(4)
+        .wait_strategy(WaitStrategy::Park)
+        .build::<u32>()
+        .unwrap();
+    let other = tx.clone();
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let consumer = thread::spawn(move || got_tx.send(rx.pop()).unwrap());
+    thread::sleep(Duration::from_millis(100)); // the consumer parks on the empty ring
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tx.push_iter((0..2u32).map(|_| {
+            other.try_push(7).unwrap();
+            thread::sleep(Duration::from_millis(200)); // the consumer parks again
+            panic!("the user's iterator panics");
+        }))
+    }));
+    assert!(panicked.is_err());
+    let got = got_rx.recv_timeout(Duration::from_secs(5));
+    if got.is_err() {
+        tx.try_push(8).unwrap(); // let the consumer go, then fail
+        consumer.join().unwrap();
+        panic!("lost wake-up: the consumer stayed parked 5 s after 7 became reachable");
+    }
+    assert_eq!(got.unwrap(), Ok(7));
+    consumer.join().unwrap();
+}
+
+/// A parked producer is woken when a `push_iter` gives unwritten slots back. The claim covers
+/// the whole ring of 2, so another producer's blocking push parks; the iterator yields one item
+/// and panics, the claim is still at `tail` and its second slot is given back: room for the
+/// parked push, with no consumer to free anything.
+#[test]
+#[cfg_attr(miri, ignore = "needs real time: the producer must park")]
+fn parked_producer_wakes_when_push_iter_gives_slots_back() {
+    let (tx, rx) = Builder::new(2)
+        .wait_strategy(WaitStrategy::Park)
+        .build::<u32>()
+        .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut parked = None;
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tx.push_iter((0..2u32).map(|i| {
+            if i == 1 {
+                panic!("the user's iterator panics");
+            }
+            let other = tx.clone();
+            let done_tx = done_tx.clone();
+            parked = Some(thread::spawn(move || done_tx.send(other.push(5)).unwrap()));
+            thread::sleep(Duration::from_millis(200)); // the other push finds the ring full
+            1
+        }))
+    }));
+    assert!(panicked.is_err());
+    let got = done_rx.recv_timeout(Duration::from_secs(5));
+    if got.is_err() {
+        let room = tx.len() < tx.capacity();
+        assert_eq!(rx.try_pop(), Ok(1)); // let the producer go, then fail
+        parked.unwrap().join().unwrap();
+        panic!("lost wake-up: the producer stayed parked 5 s (room in the ring: {room})");
+    }
+    assert_eq!(got.unwrap(), Ok(()));
+    parked.unwrap().join().unwrap();
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Ok(5));
+}
+
+/// A capacity whose buffer passes the size rules but cannot be allocated (2^55 slots of 16
+/// bytes: beyond any 48- or 57-bit address space) is an error, not an abort.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "miri stops at an allocation this large instead of failing it"
+)]
+fn a_buffer_the_allocator_refuses_is_an_error() {
+    let requested = 1usize << 55;
+    match mpmc::try_channel::<u64>(requested) {
+        Err(weir::CapacityError::AllocationFailed {
+            requested: r,
+            bytes,
+        }) => {
+            assert_eq!(r, requested);
+            assert!(bytes >= requested * 8, "{bytes}");
+        }
+        other => panic!("expected AllocationFailed, got {:?}", other.map(|_| ())),
+    }
+    let message = mpmc::try_channel::<u64>(requested).unwrap_err().to_string();
+    assert!(message.contains("allocator refused"), "{message}");
+}
