@@ -809,3 +809,147 @@ fn shutdown_interrupts_a_submit_waiting_for_a_rate_limit_token() {
     ));
     assert_eq!(report.metrics.completed, 1);
 }
+
+/// A panic payload whose own `Drop` panics (`panic_any` of such a value).
+struct PanicsOnDrop;
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("the payload's Drop panics");
+        }
+    }
+}
+
+/// A handler that panics with a payload whose `Drop` panics too fails its item (or batch) and
+/// nothing more: the worker lives on, every item is accounted for, no crash.
+#[test]
+fn a_panic_payload_that_panics_on_drop_does_not_take_the_worker_down() {
+    quiet_panics();
+    for batch_handler in [false, true] {
+        let builder = Pool::builder()
+            .capacity(64)
+            .workers(1..=1)
+            .batch(4)
+            .unpinned();
+        let pool = if batch_handler {
+            builder
+                .build(|jobs: &mut Vec<u32>| {
+                    if jobs.contains(&0) {
+                        std::panic::panic_any(PanicsOnDrop);
+                    }
+                    jobs.clear();
+                })
+                .unwrap()
+        } else {
+            builder
+                .build_each(|job: u32| {
+                    if job == 0 {
+                        std::panic::panic_any(PanicsOnDrop);
+                    }
+                })
+                .unwrap()
+        };
+        for i in 0..10 {
+            pool.submit(i).unwrap();
+        }
+        wait_until("every item handled", || {
+            let m = pool.metrics();
+            m.completed + m.failed == 10
+        });
+        assert_eq!(pool.workers(), 1);
+        let report = pool.shutdown();
+        let m = &report.metrics;
+        assert_eq!(report.worker_crashes, 0, "batch handler: {batch_handler}");
+        assert_eq!(m.panics, 1, "batch handler: {batch_handler}");
+        // `build_each`: item 0 alone; `build`: the batch that held it (1 to 4 items).
+        assert!(m.failed >= 1 && m.failed <= 4, "{}", m.failed);
+        assert_eq!(m.completed + m.failed, 10);
+    }
+}
+
+#[test]
+fn a_thread_name_with_a_nul_byte_is_a_build_error() {
+    let e = Pool::builder()
+        .thread_name("bad\0name")
+        .unpinned()
+        .build_each(|_: u8| {})
+        .unwrap_err();
+    assert!(
+        matches!(e, BuildError::ThreadName(ref n) if n == "bad\0name"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("NUL"), "{e}");
+}
+
+/// Fractions apart that round to the same item count (capacity 3: floor(low * 3) = 1 =
+/// ceil(high * 3) for `high` the next float above 1/3) would leave no hysteresis: rejected.
+#[test]
+fn water_marks_that_meet_in_items_are_a_build_error() {
+    let low = 1.0f64 / 3.0;
+    let high = f64::from_bits(low.to_bits() + 1);
+    assert!(low < high && (low * 3.0).floor() == (high * 3.0).ceil());
+    let e = Pool::builder()
+        .capacity(3)
+        .low_water(low)
+        .high_water(high)
+        .unpinned()
+        .build_each(|_: u8| {})
+        .unwrap_err();
+    assert!(matches!(e, BuildError::WaterMarks { .. }), "{e}");
+}
+
+/// The slowest rates: a burst whose tokens span more than 2^62 ns is refused at build (the
+/// bucket's clock could not honour it); the slowest accepted one admits its whole burst.
+#[test]
+fn a_rate_too_slow_for_its_burst_is_a_build_error_and_the_slowest_accepted_keeps_its_burst() {
+    for (per_second, burst) in [(1e-9, 100), (1e-9, 4), (1e-12, 1)] {
+        let e = Pool::builder()
+            .rate_limit(per_second, burst)
+            .unpinned()
+            .build_each(|_: u8| {})
+            .unwrap_err();
+        assert!(matches!(e, BuildError::RateLimit { .. }), "{e}");
+    }
+    // 1e9 s per token, burst 3: 4e18 ns, within 2^62 (about 4.6e18).
+    let pool = Pool::builder()
+        .rate_limit(1e-9, 3)
+        .overflow(Overflow::Reject)
+        .unpinned()
+        .build_each(|_: u8| {})
+        .unwrap();
+    let admitted = (0..5).filter(|&i| pool.submit(i).is_ok()).count();
+    assert_eq!(admitted, 3);
+    assert_eq!(pool.shutdown().metrics.rate_limited, 2);
+}
+
+/// `queue_latency` runs from the `submit` call: a submit blocked on a full queue counts its
+/// wait for room (the documented meaning). Capacity 1, one worker, each job held at a gate.
+#[test]
+fn queue_latency_counts_a_blocked_submits_wait_for_room() {
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let pool = Arc::new(
+        Pool::builder()
+            .capacity(1)
+            .workers(1..=1)
+            .batch(1)
+            .unpinned()
+            .build_each(move |_: u32| g.pass())
+            .unwrap(),
+    );
+    let _open = gate.open_on_drop();
+    pool.submit(0).unwrap();
+    wait_until("job 0 in the handler", || gate.entered() == 1);
+    pool.submit(1).unwrap(); // fills the queue
+    let p = pool.clone();
+    let blocked = thread::spawn(move || p.submit(2).unwrap());
+    let held = Duration::from_millis(200);
+    thread::sleep(held);
+    gate.open();
+    blocked.join().unwrap();
+    let pool = Arc::into_inner(pool).unwrap();
+    let m = pool.shutdown().metrics;
+    assert_eq!(m.queue_latency.count, 3);
+    // Job 2's submit waited about `held` for room before its push.
+    assert!(m.queue_latency.max >= held, "{:?}", m.queue_latency.max);
+}

@@ -42,6 +42,11 @@ pub enum Overflow {
     DropOldest,
 }
 
+/// The longest span a rate limit's burst may cover, in nanoseconds (2^62, about 146 years):
+/// the token bucket's clock (`u64` nanoseconds since the pool started) then has room for the
+/// burst, one more token and a process that runs another 146 years.
+const RATE_SPAN_NS: f64 = (1u64 << 62) as f64;
+
 /// Why a pool could not be built. Nothing was spawned.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -55,8 +60,9 @@ pub enum BuildError {
         /// The largest number of workers asked for.
         max: usize,
     },
-    /// The water marks must satisfy `0 <= low < high <= 1` (in items they become
-    /// `floor(low * capacity) < ceil(high * capacity)`).
+    /// The water marks must satisfy `0 <= low < high <= 1`, and stay apart in items:
+    /// `floor(low * capacity) < ceil(high * capacity)` (fractions a hair apart can round to the
+    /// same item count, which would leave no hysteresis).
     WaterMarks {
         /// The low-water fraction given.
         low: f64,
@@ -65,7 +71,9 @@ pub enum BuildError {
     },
     /// The batch size must be at least 1.
     ZeroBatch,
-    /// A rate limit needs a finite rate above zero and a burst of at least 1.
+    /// A rate limit needs a finite rate above zero and a burst of at least 1, and the burst's
+    /// tokens must span at most 2^62 ns (about 146 years: `(burst + 1) / per_second`), so that
+    /// the bucket's nanosecond arithmetic never saturates and every burst is honoured.
     RateLimit {
         /// Tokens per second given.
         per_second: f64,
@@ -74,6 +82,8 @@ pub enum BuildError {
     },
     /// `pin_cores` was given an empty list (use [`PoolBuilder::unpinned`] to turn pinning off).
     NoCores,
+    /// The thread-name prefix contains a NUL byte, which no OS thread name can hold.
+    ThreadName(String),
     /// The OS refused to start a thread.
     Spawn(std::io::Error),
 }
@@ -93,10 +103,16 @@ impl fmt::Display for BuildError {
             Self::ZeroBatch => f.write_str("batch size must be at least 1"),
             Self::RateLimit { per_second, burst } => write!(
                 f,
-                "invalid rate limit {per_second}/s, burst {burst}: need a finite rate > 0 and \
-                 burst >= 1"
+                "invalid rate limit {per_second}/s, burst {burst}: need a finite rate > 0, \
+                 burst >= 1, and (burst + 1) / rate within 2^62 ns"
             ),
             Self::NoCores => f.write_str("pin_cores was given no cores"),
+            Self::ThreadName(name) => {
+                write!(
+                    f,
+                    "invalid thread-name prefix {name:?}: it contains a NUL byte"
+                )
+            }
             Self::Spawn(e) => write!(f, "could not start a pool thread: {e}"),
         }
     }
@@ -294,7 +310,8 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
-    /// The least time between two scale-up steps. Default 100 ms.
+    /// The least time between two scale-up steps. Default 100 ms; a cool-down under 1 ms is
+    /// taken as 1 ms (the supervisor pauses at least that long between looks at the depth).
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = cooldown;
         self
@@ -347,15 +364,27 @@ impl<T: Send + 'static> PoolBuilder<T> {
             high: ((high * cap).ceil() as usize).clamp(1, self.capacity),
             low: (low * cap).floor() as usize,
         };
-        // floor(low * c) <= low * c < high * c <= ceil(high * c), so the marks stay apart.
-        debug_assert!(marks.low < marks.high);
+        // In exact arithmetic floor(low * c) <= low * c < high * c <= ceil(high * c); in
+        // floating point two fractions a hair apart can round to the same product.
+        if marks.low >= marks.high {
+            return Err(BuildError::WaterMarks { low, high });
+        }
         if self.batch == 0 {
             return Err(BuildError::ZeroBatch);
         }
         if let Some((per_second, burst)) = self.rate {
-            if !(per_second.is_finite() && per_second > 0.0) || burst == 0 {
+            // The span of the burst, in f64 so that it cannot overflow; NaN fails the test.
+            let span_ns = 1e9 / per_second * (f64::from(burst) + 1.0);
+            if !(per_second.is_finite()
+                && per_second > 0.0
+                && burst >= 1
+                && span_ns <= RATE_SPAN_NS)
+            {
                 return Err(BuildError::RateLimit { per_second, burst });
             }
+        }
+        if self.name.contains('\0') {
+            return Err(BuildError::ThreadName(self.name.clone()));
         }
         let cores = match &self.pinning {
             Pinning::AllCores => all_cores(),

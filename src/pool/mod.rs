@@ -33,7 +33,8 @@
 //! [`Pool::submit`] takes a token from the rate limit if there is one, stamps the job with the
 //! current [`Instant`] inside an internal envelope, and pushes it under the [`Overflow`] policy.
 //! A worker takes up to `batch` envelopes at once (`pop_batch_timeout`), records each one's
-//! queue wait (enqueue to dequeue), calls the handler, and records the call's service time; both
+//! queue wait (from the stamp to the dequeue: a blocked submit's wait for room included), calls
+//! the handler, and records the call's service time; both
 //! go into the worker's own HdrHistograms, merged by [`Pool::metrics`].
 //!
 //! # Scaling
@@ -147,9 +148,9 @@ pub enum SubmitError<T> {
     Full(T),
     /// The queue stayed full until the deadline of [`Overflow::Timeout`].
     Timeout(T),
-    /// The rate limit had no token (and, under [`Overflow::Block`]/[`Overflow::Timeout`], the
-    /// pool was shutting down or no token was due before the deadline; see the [module
-    /// docs](self#overflow-and-the-rate-limit)).
+    /// The rate limit had no token (and, under [`Overflow::Timeout`], none was due before the
+    /// deadline; see the [module docs](self#overflow-and-the-rate-limit)). A submit that waits
+    /// for a token when the pool shuts down gets [`ShutDown`](Self::ShutDown).
     RateLimited(T),
     /// The pool is shutting down or shut down: it takes no more jobs.
     ShutDown(T),

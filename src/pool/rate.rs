@@ -37,9 +37,10 @@ impl TokenBucket {
     /// checked `per_second` is finite and positive and `burst >= 1`.
     pub(crate) fn new(per_second: f64, burst: u32, origin: Instant) -> Self {
         debug_assert!(per_second.is_finite() && per_second > 0.0 && burst >= 1);
-        // Capped at 1e18 ns (about 31 years per token), so the arithmetic below cannot saturate
-        // for any burst a u32 can hold.
-        let interval = (1e9 / per_second).round().clamp(1.0, 1e18) as u64;
+        // The builder bounds `(burst + 1) * interval` by 2^62 ns (`RATE_SPAN_NS`), so neither
+        // the product below nor `tat` (at most now + tolerance + interval) can saturate within
+        // 146 years of the pool's start. The clamp only keeps the cast defined.
+        let interval = (1e9 / per_second).round().clamp(1.0, (1u64 << 62) as f64) as u64;
         TokenBucket {
             origin,
             interval,

@@ -8,7 +8,12 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The least pause between two looks at the depth, whatever the cool-down: with a zero
+/// cool-down and the pool at its maximum while the queue stays above the mark, the supervisor
+/// would otherwise look again and again without sleeping and burn a core.
+const MIN_PAUSE: Duration = Duration::from_millis(1);
 
 pub(super) fn spawn<T: Send + 'static>(shared: &Arc<Shared<T>>) -> io::Result<JoinHandle<()>> {
     let s = shared.clone();
@@ -56,7 +61,7 @@ fn run<T: Send + 'static>(s: &Arc<Shared<T>>) {
             let st = lock(&s.supervisor);
             let (mut st, _) = s
                 .supervisor_wake
-                .wait_timeout_while(st, cfg.cooldown, |st| !st.stop)
+                .wait_timeout_while(st, cfg.cooldown.max(MIN_PAUSE), |st| !st.stop)
                 .unwrap_or_else(|e| e.into_inner());
             if st.stop {
                 return;

@@ -154,11 +154,11 @@ impl<T: Send + 'static> Worker<T> {
                 }
                 let n = jobs.len() as u64;
                 let start = Instant::now();
-                let ok = catch_unwind(AssertUnwindSafe(|| f(jobs))).is_ok();
+                let ok = caught(|| f(jobs));
                 calls.push(start.elapsed());
                 // Items the handler left (all of them after a panic) are dropped here; a
                 // panicking `Drop` must not take the worker down either.
-                let _ = catch_unwind(AssertUnwindSafe(|| jobs.clear()));
+                caught(|| jobs.clear());
                 jobs.clear(); // no-op unless a Drop above panicked part-way
                 if ok {
                     completed = n;
@@ -172,7 +172,7 @@ impl<T: Send + 'static> Worker<T> {
                     waits.push(dequeued.saturating_duration_since(env.enqueued));
                     let start = Instant::now();
                     let job = env.job;
-                    let ok = catch_unwind(AssertUnwindSafe(|| f(job))).is_ok();
+                    let ok = caught(|| f(job));
                     calls.push(start.elapsed());
                     if ok {
                         completed += 1;
@@ -193,5 +193,22 @@ impl<T: Send + 'static> Worker<T> {
         stats.completed += completed;
         stats.failed += failed;
         stats.panics += panics;
+    }
+}
+
+/// Runs `f`; `true` if it returned, `false` if it panicked. The panic's payload is dropped here,
+/// under a second `catch_unwind`: a payload whose own `Drop` panics (`panic_any` of such a
+/// value) would otherwise unwind out of the worker, which would die mid-batch with the rest of
+/// its items uncounted. A panic from that `Drop` leaves a payload of its own, which is leaked:
+/// dropping it could panic again, and a leak is the only end to that chain.
+fn caught(f: impl FnOnce()) -> bool {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(payload) => {
+            if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(second);
+            }
+            false
+        }
     }
 }
