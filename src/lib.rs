@@ -4,6 +4,10 @@
 //! call, batching on both sides, and metrics that cost the fast path nothing.
 //!
 //! - [`spsc`]: one producer, one consumer; wait-free fast path, cached counters.
+//! - [`mpmc`]: many producers, many consumers (handles are `Clone`); adds `force_push`
+//!   (displace the oldest) and `try_push_or_shed` (shed the newest).
+//! - [`pool`]: a bounded queue with an overflow policy and a rate limit at `submit`, and
+//!   workers pinned to cores that scale between water marks.
 //! - [`WaitStrategy`]: how blocking calls wait (spin, yield, spin-then-park on a futex).
 //! - [`RingMetrics`]: counters you can monitor (depth, full/empty events, time blocked, parks).
 //!

@@ -115,9 +115,10 @@ pub struct PoolMetrics {
     pub rate_out: f64,
     /// Time since the pool started.
     pub uptime: Duration,
-    /// Time from each `submit` call to the item's dequeue by a worker: the wait in the queue,
-    /// plus, for a submit that blocked on a full queue, the time it waited for room (the item
-    /// is stamped before the push). The backpressure a submitter felt is part of its latency.
+    /// Time from each item's enqueue (stamped in `submit` after any wait for a rate-limit
+    /// token, before the push) to its dequeue by a worker: the wait in the queue, plus, for a
+    /// submit that blocked on a full queue, the time it waited for room. The backpressure a
+    /// submitter felt is part of its latency.
     pub queue_latency: LatencySummary,
     /// Time of each handler call (a batch for `build`, an item for `build_each`).
     pub service_latency: LatencySummary,
