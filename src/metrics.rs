@@ -85,7 +85,8 @@ pub struct RingMetrics {
     pub producer_parks: u64,
     /// Times a consumer went to sleep.
     pub consumer_parks: u64,
-    /// Wake-ups sent to parked producers (by consumers that freed room).
+    /// Wake-ups sent to parked producers (by consumers that freed room, or, on the MPMC ring, by
+    /// a `push_iter` that gave claimed slots back).
     pub producer_wakeups: u64,
     /// Wake-ups sent to parked consumers (by producers that added items).
     pub consumer_wakeups: u64,

@@ -593,7 +593,9 @@ impl<T> Shared<T> {
         light_barrier();
         if given_back {
             if self.not_full.has_waiters() {
-                self.wake(&self.not_full, &self.producer_stats, unwritten);
+                // Counted with the consumers' wake-ups: `RingMetrics` reports those as the
+                // wake-ups sent to producers, which this is.
+                self.wake(&self.not_full, &self.consumer_stats, unwritten);
             }
         } else if self.not_empty.has_waiters() {
             self.wake(&self.not_empty, &self.producer_stats, usize::MAX);

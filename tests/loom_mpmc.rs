@@ -1,4 +1,5 @@
-//! Loom models of the MPMC ring on capacity 2 (so that every model wraps around the array).
+//! Loom models of the MPMC ring on capacity 2 (so that every model wraps around the array), but
+//! for the one that needs a slot behind a two-slot claim (3).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --test
 //! loom_mpmc -- --nocapture --test-threads=1`. The preemption bound is [`BOUND`] (two models:
@@ -7,11 +8,12 @@
 //!
 //! Under loom the whole crate runs on loom's atomics, cells, mutex and condvar (see
 //! `src/sync.rs`), so the models check the stamp protocol, the batch claims, `force_push`'s two
-//! CASes, the park/wake protocol of `wait.rs` and the disconnect wake-ups, with loom's
-//! causality checks on every slot access. The `leftovers_*` models check that items still in
-//! the ring when the last handles go are dropped exactly once (`Drop for Shared`), with the last
-//! `Producer` and `Consumer` dropped on two threads while pushes, pops, a `force_push` or a
-//! `push_iter` that leaves a hole are in flight.
+//! CASes, the park/wake protocol of `wait.rs`, the disconnect wake-ups and those a `push_iter`
+//! claim that ends short owes (slots given back, holes), with loom's causality checks on every
+//! slot access. The `leftovers_*` models check that items still in the ring when the last
+//! handles go are dropped exactly once (`Drop for Shared`), with the last `Producer` and
+//! `Consumer` dropped on two threads while pushes, pops, a `force_push` or a `push_iter` that
+//! leaves a hole are in flight.
 
 #![cfg(loom)]
 
@@ -22,7 +24,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weir::mpmc::{self, Consumer, Producer};
-use weir::{PopError, TryPopError};
+use weir::{PopError, TryPopError, WaitStrategy};
 
 /// Preemption bound of every model (overridden by `LOOM_MAX_PREEMPTIONS`), except those that
 /// say otherwise.
@@ -255,6 +257,113 @@ fn push_iter_gives_back_or_fills_holes() {
         // The ring is fully usable afterwards.
         drop(rx);
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wake-ups owed by a push_iter claim that ends short
+// ---------------------------------------------------------------------------------------------
+
+/// A ring whose blocking calls park at once (`WaitStrategy::Park`: no spin or yield rounds
+/// before the park, so fewer interleavings than the default strategy).
+fn parking_ring(cap: usize) -> (Producer<u32>, Consumer<u32>) {
+    mpmc::Builder::new(cap)
+        .wait_strategy(WaitStrategy::Park)
+        .build()
+        .unwrap()
+}
+
+/// Yields its items but promises two in its `size_hint`: a `push_iter` over it claims two
+/// slots with one CAS and, given fewer than two items, ends short without a panic.
+struct PromisesTwo(std::vec::IntoIter<u32>);
+
+impl Iterator for PromisesTwo {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (2, Some(2))
+    }
+}
+
+/// Proves that a `push_iter` that gives slots back wakes a producer parked for them
+/// (`notify_short_claim`, given back). On a ring of 2, A's `push_iter` claims both slots and
+/// writes one item; B's blocking `push` may find the ring full while that claim is live and
+/// park; the unwritten slot is then given back (`tail` moved back), and that is B's only way
+/// out: the main thread pops nothing until B has returned (so no pop frees a slot) and holds
+/// the consumer (so no disconnect wakes B). Were the give-back's wake-up lost, B would park
+/// forever and loom would report a deadlock. Then each item is popped exactly once.
+#[test]
+fn push_iter_give_back_wakes_a_parked_producer() {
+    let seen = Seen::default();
+    let s = seen.clone();
+    model("push_iter_give_back_wakes_producer", move || {
+        let (tx, rx) = parking_ring(2);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.push_iter(PromisesTwo(vec![1].into_iter())));
+        let b = thread::spawn(move || tx2.push(2).is_ok());
+        // A always writes its item: into one of the two slots it claimed, or the one B left.
+        assert_eq!(a.join().unwrap(), 1);
+        assert!(b.join().unwrap());
+        let mut got = vec![rx.pop().unwrap(), rx.pop().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        // Both producers are gone and nothing is left.
+        assert_eq!(rx.pop(), Err(PopError));
+        let m = rx.metrics();
+        assert_eq!((m.pushed, m.popped, m.depth), (2, 2, 0));
+        let parked = m.producer_parks > 0;
+        s.add(if parked { "B parked" } else { "B did not park" }.into());
+    });
+    seen.assert_all(&["B parked", "B did not park"]);
+}
+
+/// Proves that holes left by a `push_iter` wake a consumer parked in front of them
+/// (`notify_short_claim`, holes). On a ring of 3, A's `push_iter` claims positions 0 and 1 and
+/// writes `written` (0 or 1) items; B's `try_push` takes the next slot. If B claims while A's
+/// claim is live, A cannot give its unwritten slots back and marks them holes; the consumer
+/// (the main thread, blocked in `pop`) may meanwhile have found position 0 unwritten and
+/// parked, B's wake-up already spent (B published before the consumer parked, or woke it only
+/// for it to find position 0 still unwritten). The holes are then the only news, and the main
+/// thread keeps a producer so that no disconnect wakes it. The consumer must get B's item (and
+/// A's): a lost wake-up is a deadlock loom reports. With one item written, the claim's own
+/// wake-up for that item (sent after the holes) also reaches a single consumer; with none,
+/// only `notify_short_claim` does.
+#[test]
+fn push_iter_holes_wake_a_parked_consumer() {
+    for written in [0u32, 1] {
+        let seen = Seen::default();
+        let s = seen.clone();
+        model(
+            &format!("push_iter_holes_wake_consumer_{written}_written"),
+            move || {
+                let (tx, rx) = parking_ring(3);
+                let keep = tx.clone();
+                let tx2 = tx.clone();
+                let items: Vec<u32> = (1..=written).collect();
+                let a = thread::spawn(move || tx.push_iter(PromisesTwo(items.into_iter())));
+                let b = thread::spawn(move || tx2.try_push(2).is_ok());
+                let mut got = vec![rx.pop().unwrap()];
+                if written == 1 {
+                    got.push(rx.pop().unwrap());
+                }
+                got.sort_unstable();
+                let expected: Vec<u32> = (1..=written).chain([2]).collect();
+                assert_eq!(got, expected);
+                drop(keep);
+                assert_eq!(a.join().unwrap(), written as usize);
+                // B always finds room: A claims at most two of the three slots.
+                assert!(b.join().unwrap());
+                assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
+                let m = rx.metrics();
+                let n = u64::from(written) + 1;
+                assert_eq!((m.pushed, m.popped, m.depth), (n, n, 0));
+                let parked = m.consumer_parks > 0;
+                s.add(if parked { "parked" } else { "did not park" }.into());
+            },
+        );
+        seen.assert_all(&["parked", "did not park"]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
