@@ -810,7 +810,7 @@ fn shutdown_interrupts_a_submit_waiting_for_a_rate_limit_token() {
     assert_eq!(report.metrics.completed, 1);
 }
 
-/// A panic payload whose own `Drop` panics (`panic_any` of such a value).
+/// A panic payload whose own `Drop` panics (`panic_any` of such a value), with a string.
 struct PanicsOnDrop;
 impl Drop for PanicsOnDrop {
     fn drop(&mut self) {
@@ -820,12 +820,30 @@ impl Drop for PanicsOnDrop {
     }
 }
 
-/// A handler that panics with a payload whose `Drop` panics too fails its item (or batch) and
-/// nothing more: the worker lives on, every item is accounted for, no crash.
+/// A payload whose `Drop` panics with another such payload: a chain that never ends by itself.
+struct PanicsOnDropForever;
+impl Drop for PanicsOnDropForever {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            std::panic::panic_any(PanicsOnDropForever);
+        }
+    }
+}
+
+fn panic_with_bad_payload(forever: bool) {
+    if forever {
+        std::panic::panic_any(PanicsOnDropForever);
+    }
+    std::panic::panic_any(PanicsOnDrop);
+}
+
+/// A handler that panics with a payload whose `Drop` panics too (once, or in an endless chain)
+/// fails its item (or batch) and nothing more: the worker lives on, every item is accounted
+/// for, no crash.
 #[test]
 fn a_panic_payload_that_panics_on_drop_does_not_take_the_worker_down() {
     quiet_panics();
-    for batch_handler in [false, true] {
+    for (batch_handler, forever) in [(false, false), (true, false), (false, true), (true, true)] {
         let builder = Pool::builder()
             .capacity(64)
             .workers(1..=1)
@@ -833,18 +851,18 @@ fn a_panic_payload_that_panics_on_drop_does_not_take_the_worker_down() {
             .unpinned();
         let pool = if batch_handler {
             builder
-                .build(|jobs: &mut Vec<u32>| {
+                .build(move |jobs: &mut Vec<u32>| {
                     if jobs.contains(&0) {
-                        std::panic::panic_any(PanicsOnDrop);
+                        panic_with_bad_payload(forever);
                     }
                     jobs.clear();
                 })
                 .unwrap()
         } else {
             builder
-                .build_each(|job: u32| {
+                .build_each(move |job: u32| {
                     if job == 0 {
-                        std::panic::panic_any(PanicsOnDrop);
+                        panic_with_bad_payload(forever);
                     }
                 })
                 .unwrap()
@@ -859,11 +877,12 @@ fn a_panic_payload_that_panics_on_drop_does_not_take_the_worker_down() {
         assert_eq!(pool.workers(), 1);
         let report = pool.shutdown();
         let m = &report.metrics;
-        assert_eq!(report.worker_crashes, 0, "batch handler: {batch_handler}");
-        assert_eq!(m.panics, 1, "batch handler: {batch_handler}");
+        let case = format!("batch handler {batch_handler}, endless chain {forever}");
+        assert_eq!(report.worker_crashes, 0, "{case}");
+        assert_eq!(m.panics, 1, "{case}");
         // `build_each`: item 0 alone; `build`: the batch that held it (1 to 4 items).
-        assert!(m.failed >= 1 && m.failed <= 4, "{}", m.failed);
-        assert_eq!(m.completed + m.failed, 10);
+        assert!(m.failed >= 1 && m.failed <= 4, "{case}: {}", m.failed);
+        assert_eq!(m.completed + m.failed, 10, "{case}");
     }
 }
 

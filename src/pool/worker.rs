@@ -197,18 +197,23 @@ impl<T: Send + 'static> Worker<T> {
 }
 
 /// Runs `f`; `true` if it returned, `false` if it panicked. The panic's payload is dropped here,
-/// under a second `catch_unwind`: a payload whose own `Drop` panics (`panic_any` of such a
+/// under a `catch_unwind` of its own: a payload whose `Drop` panics (`panic_any` of such a
 /// value) would otherwise unwind out of the worker, which would die mid-batch with the rest of
-/// its items uncounted. A panic from that `Drop` leaves a payload of its own, which is leaked:
-/// dropping it could panic again, and a leak is the only end to that chain.
+/// its items uncounted. That second panic leaves a payload too (usually a string, dropped
+/// quietly on the next round); should payloads keep panicking on drop, the chain is cut after
+/// a few rounds by leaking the last one, the only end a panicking `Drop` leaves.
 fn caught(f: impl FnOnce()) -> bool {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(()) => true,
-        Err(payload) => {
-            if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-                std::mem::forget(second);
-            }
-            false
+    /// Payload drops tried before the last payload is leaked.
+    const ROUNDS: usize = 4;
+    let Err(mut payload) = catch_unwind(AssertUnwindSafe(f)) else {
+        return true;
+    };
+    for _ in 0..ROUNDS {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return false,
+            Err(next) => payload = next,
         }
     }
+    std::mem::forget(payload);
+    false
 }
