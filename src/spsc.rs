@@ -1590,16 +1590,17 @@ pub struct ReadChunk<'a, T> {
 }
 
 // SAFETY: moving the chunk to another thread moves the exclusive borrow of the consumer with it
-// (sound for `T: Send`, as the consumer itself) and lets that thread see the items (`&T`) and
-// drop them in `commit`, both of which need only `T: Send`; the lending thread has no access
-// while the chunk lives.
+// (sound when `&mut Consumer` is `Send`, the bound the field alone gave) and lets that thread
+// see the items (`&T`) and drop them in `commit`, which needs `T: Send` (implied by that bound:
+// the consumer is `Send` only for `T: Send`); the lending thread has no access while the chunk
+// lives.
 #[cfg(not(loom))]
-unsafe impl<T: Send> Send for ReadChunk<'_, T> {}
+unsafe impl<'a, T: Send> Send for ReadChunk<'a, T> where &'a mut Consumer<T, Indexed>: Send {}
 // SAFETY: through `&ReadChunk` several threads may hold `&T`s to the same items at once
 // (`as_slices`), which needs `T: Sync`; they read the consumer's counters through `&Consumer`,
-// which needs the consumer to be `Sync` (`T: Send`). Nothing is mutated through `&self`.
+// which needs the consumer to be `Sync`. Nothing is mutated through `&self`.
 #[cfg(not(loom))]
-unsafe impl<T: Send + Sync> Sync for ReadChunk<'_, T> {}
+unsafe impl<T: Sync> Sync for ReadChunk<'_, T> where Consumer<T, Indexed>: Sync {}
 
 #[cfg(not(loom))]
 impl<T> ReadChunk<'_, T> {
