@@ -388,20 +388,23 @@ impl Spsc for Rtrb {
     }
     #[inline(always)]
     fn pop_batch(rx: &mut Self::Rx, max: usize, mut sink: impl FnMut(u64)) -> usize {
-        // rtrb's read_chunk(n) wants exactly n: ask how many there are first (its documented use).
-        let n = rx.slots().min(max);
-        if n == 0 {
-            return 0;
-        }
-        match rx.read_chunk(n) {
-            Ok(chunk) => {
-                let (a, b) = chunk.as_slices();
-                a.iter().chain(b).for_each(|&v| sink(v));
-                chunk.commit_all();
-                n
-            }
-            Err(_) => 0,
-        }
+        // rtrb's read_chunk(n) wants exactly n. Asking `slots()` first (its documented use)
+        // would load the producer's index on every batch; `read_chunk(max)` loads it only when
+        // its cached view holds fewer than `max`, as weir's `read_chunk` does, and when refused
+        // says how many there are, which the second call then takes from the fresh cache.
+        let chunk = match rx.read_chunk(max) {
+            Ok(chunk) => chunk,
+            Err(rtrb::chunks::ChunkError::TooFewSlots(0)) => return 0,
+            Err(rtrb::chunks::ChunkError::TooFewSlots(n)) => match rx.read_chunk(n) {
+                Ok(chunk) => chunk,
+                Err(_) => return 0,
+            },
+        };
+        let n = chunk.len();
+        let (a, b) = chunk.as_slices();
+        a.iter().chain(b).for_each(|&v| sink(v));
+        chunk.commit_all();
+        n
     }
 }
 
