@@ -969,6 +969,8 @@ fn queue_latency_counts_a_blocked_submits_wait_for_room() {
     let pool = Arc::into_inner(pool).unwrap();
     let m = pool.shutdown().metrics;
     assert_eq!(m.queue_latency.count, 3);
-    // Job 2's submit waited about `held` for room before its push.
-    assert!(m.queue_latency.max >= held, "{:?}", m.queue_latency.max);
+    // Job 2's submit waited for room from its stamp (taken a moment after the spawn, which
+    // `held` also starts from) until the gate opened: close to `held`. Were that wait not
+    // counted, job 2 would show only its time in the queue behind job 1, microseconds.
+    assert!(m.queue_latency.max >= held / 2, "{:?}", m.queue_latency.max);
 }
