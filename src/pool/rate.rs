@@ -14,7 +14,8 @@
 //!
 //! So a full bucket admits `burst` submits at once, then one per `interval`. Time is counted in
 //! nanoseconds from the bucket's creation; `interval` is `1e9 / rate` rounded to whole
-//! nanoseconds (at least 1, at most 1e18).
+//! nanoseconds (at least 1); the builder refuses a rate whose `(burst + 1) * interval` exceeds
+//! 2^62 ns, so no sum here saturates.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
