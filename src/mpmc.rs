@@ -575,33 +575,6 @@ impl<T> Shared<T> {
         }
     }
 
-    /// After a `push_iter` claim ended with `unwritten` positions it did not fill (its
-    /// iterator ran dry early or panicked), on the rare path.
-    ///
-    /// - Given back (`tail` moved back over them): the slots are free again, and a producer
-    ///   that found the ring full because of them may be parked; wake up to `unwritten`.
-    /// - Marked as holes: consumers parked at the first of them (their stamps read "not yet
-    ///   written") can now pass over them to items other producers published behind; those
-    ///   producers' wake-ups may have been spent on consumers that found the hole's slot
-    ///   unwritten and parked again. How many items wait behind is not known here, so every
-    ///   parked consumer is woken.
-    #[cold]
-    #[inline(never)]
-    fn notify_short_claim(&self, given_back: bool, unwritten: usize) {
-        // As in `notify_consumers`: the CAS on `tail` or the hole stamps, then the barrier, then
-        // the look at the waiters.
-        light_barrier();
-        if given_back {
-            if self.not_full.has_waiters() {
-                // Counted with the consumers' wake-ups: `RingMetrics` reports those as the
-                // wake-ups sent to producers, which this is.
-                self.wake(&self.not_full, &self.consumer_stats, unwritten);
-            }
-        } else if self.not_empty.has_waiters() {
-            self.wake(&self.not_empty, &self.producer_stats, usize::MAX);
-        }
-    }
-
     #[cold]
     #[inline(never)]
     fn wake(&self, event: &Event, stats: &SideStats, n: usize) {
@@ -1318,7 +1291,17 @@ impl<T> Drop for IterClaim<'_, T> {
                 unwritten += 1;
                 self.next = s.next(self.next);
             }
-            s.notify_short_claim(given_back, unwritten);
+            // The wake-ups this owes. Given back: the slots are free again, and a producer that
+            // found the ring full because of them may be parked (as after a pop). Holes:
+            // consumers parked at the first of them (its stamp read "not yet written") can now
+            // pass over them to items other producers published behind, whose wake-ups may have
+            // been spent on such a consumer; how many items wait there is not known here, so
+            // every parked consumer is woken.
+            if given_back {
+                s.notify_producers(unwritten);
+            } else {
+                s.notify_consumers(usize::MAX);
+            }
         }
         if self.written > 0 {
             s.notify_consumers(self.written);

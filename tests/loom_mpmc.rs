@@ -287,7 +287,7 @@ impl Iterator for PromisesTwo {
 }
 
 /// Proves that a `push_iter` that gives slots back wakes a producer parked for them
-/// (`notify_short_claim`, given back). On a ring of 2, A's `push_iter` claims both slots and
+/// (`IterClaim`'s drop: `notify_producers`). On a ring of 2, A's `push_iter` claims both slots and
 /// writes one item; B's blocking `push` may find the ring full while that claim is live and
 /// park; the unwritten slot is then given back (`tail` moved back), and that is B's only way
 /// out: the main thread pops nothing until B has returned (so no pop frees a slot) and holds
@@ -319,7 +319,7 @@ fn push_iter_give_back_wakes_a_parked_producer() {
 }
 
 /// Proves that holes left by a `push_iter` wake a consumer parked in front of them
-/// (`notify_short_claim`, holes). On a ring of 3, A's `push_iter` claims positions 0 and 1 and
+/// (`IterClaim`'s drop: `notify_consumers` for every sleeper). On a ring of 3, A's `push_iter` claims positions 0 and 1 and
 /// writes `written` (0 or 1) items; B's `try_push` takes the next slot. If B claims while A's
 /// claim is live, A cannot give its unwritten slots back and marks them holes; the consumer
 /// (the main thread, blocked in `pop`) may meanwhile have found position 0 unwritten and
@@ -328,7 +328,7 @@ fn push_iter_give_back_wakes_a_parked_producer() {
 /// thread keeps a producer so that no disconnect wakes it. The consumer must get B's item (and
 /// A's): a lost wake-up is a deadlock loom reports. With one item written, the claim's own
 /// wake-up for that item (sent after the holes) also reaches a single consumer; with none,
-/// only `notify_short_claim` does.
+/// only the holes' wake-up does.
 #[test]
 fn push_iter_holes_wake_a_parked_consumer() {
     for written in [0u32, 1] {
