@@ -289,7 +289,7 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(StdSync),
         e!(Disruptor),
         e!(Bare),
-        e!(BarePrefetch),
+        e!(BareHints),
     ];
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -310,6 +310,7 @@ fn batch_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
     let all = vec![
         e!(Weir),
         e!(WeirNoPrefetch),
+        e!(WeirNoDemote),
         e!(WeirVec),
         e!(WeirStamped),
         e!(Rtrb),
@@ -321,7 +322,7 @@ fn batch_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(StdSync),
         e!(Disruptor),
         e!(Bare),
-        e!(BarePrefetch),
+        e!(BareHints),
     ];
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -481,16 +482,16 @@ fn bare_goals(goals: &mut Vec<Goal>, s: &Samples, row: &str) {
     ratio_goal(
         goals,
         s,
-        (Weir::NAME, BarePrefetch::NAME),
-        format!("(reference) SPSC {row}: weir / bare ring + prefetch"),
+        (Weir::NAME, BareHints::NAME),
+        format!("(reference) SPSC {row}: weir / bare ring + hints"),
         1.0,
         "what weir's API and guarantees cost",
     );
     ratio_goal(
         goals,
         s,
-        (BarePrefetch::NAME, Rtrb::NAME),
-        format!("(reference) SPSC {row}: bare ring + prefetch / rtrb"),
+        (BareHints::NAME, Rtrb::NAME),
+        format!("(reference) SPSC {row}: bare ring + hints / rtrb"),
         if row == "batch" { 1.5 } else { 1.3 },
         "the design's reach against rtrb",
     );
@@ -584,6 +585,7 @@ fn main() {
         let apis: BTreeMap<&str, &str> = [
             (Weir::NAME, Weir::BATCH_API),
             (WeirNoPrefetch::NAME, Weir::BATCH_API),
+            (WeirNoDemote::NAME, Weir::BATCH_API),
             (WeirVec::NAME, WeirVec::BATCH_API),
             (WeirStamped::NAME, WeirStamped::BATCH_API),
             (Rtrb::NAME, Rtrb::BATCH_API),
@@ -598,7 +600,7 @@ fn main() {
             (StdSync::NAME, StdSync::BATCH_API),
             (<Disruptor as Spsc>::NAME, Disruptor::BATCH_API),
             (Bare::NAME, Bare::BATCH_API),
-            (BarePrefetch::NAME, BarePrefetch::BATCH_API),
+            (BareHints::NAME, BareHints::BATCH_API),
         ]
         .into_iter()
         .collect();
@@ -628,6 +630,14 @@ fn main() {
             "(reference) SPSC batch: weir / weir no-prefetch",
             1.0,
             "what the prefetches buy",
+        );
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, WeirNoDemote::NAME),
+            "(reference) SPSC batch: weir / weir no-demote",
+            1.0,
+            "what the demotion buys",
         );
         bare_goals(&mut goals, &s, "batch");
     }

@@ -244,6 +244,82 @@ pub(crate) fn prefetch_for_write<S>(p: *const S) {
     let _ = p;
 }
 
+/// Whether the SPSC producer demotes the cache lines it has published (see [`demote_line`]):
+/// on x86-64 when the CPU has `CLDEMOTE` (CPUID leaf 7, sub-leaf 0, ECX bit 25: Intel since
+/// Sapphire Rapids and Tremont); never under loom or on other architectures. Under miri, yes, so
+/// that the interpreter checks the address arithmetic around the demotions, which compile to
+/// nothing there. Asked once per producer, when a ring is built.
+pub(crate) fn demote_available() -> bool {
+    if cfg!(all(miri, not(loom))) {
+        return true;
+    }
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
+        // leaf 7 is asked only if leaf 0 reports it.
+        #[allow(unused_unsafe)]
+        let ecx = unsafe {
+            if __cpuid(0).eax < 7 {
+                return false;
+            }
+            __cpuid_count(7, 0).ecx
+        };
+        ecx & (1 << 25) != 0
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    false
+}
+
+/// Asks the core to move the cache line holding `*p` out of its private caches into the shared
+/// last-level cache (x86-64 `CLDEMOTE`), so that the other core's next load of it is served by
+/// that cache instead of a snoop into this core's. A hint: reads and writes nothing, keeps the
+/// line's contents and ordering as they are. Call only where [`demote_available`] said yes;
+/// nothing under miri and loom.
+#[inline(always)]
+pub(crate) fn demote_line(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: CLDEMOTE never faults on its address (a hint, like a prefetch), changes no
+    // register, flag or memory contents, and the CPU has it (the caller checked
+    // `demote_available`; older CPUs would run its encoding as a NOP anyway).
+    unsafe {
+        std::arch::asm!(
+            "cldemote [{0}]",
+            in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
+}
+
+/// Calls `f` with the byte offset of every 64-byte line of a slot array that a publication
+/// completed: `n` slots of `size` bytes each from index `start` on, in an array of `len` slots
+/// (`n <= len`), wrapping to index 0. A line is completed when its last byte is written: the
+/// line that the first slot starts in counts if it ends within the publication (its bytes
+/// before that slot belong to slots written earlier); the line that the last slot ends in
+/// counts only if it ends there. Offsets count from the array's start, which lies on a line
+/// boundary ([`SLOT_ALIGN`]), so each offset is one whole line of the array.
+#[inline(always)]
+pub(crate) fn completed_lines(
+    size: usize,
+    len: usize,
+    start: usize,
+    n: usize,
+    mut f: impl FnMut(usize),
+) {
+    debug_assert!(start < len && n <= len);
+    // The two runs the publication occupies: `start ..` up to the array's end, then `0 ..`.
+    let run = n.min(len - start);
+    for (from, to) in [(start * size, (start + run) * size), (0, (n - run) * size)] {
+        let mut line = from & !63;
+        while line + 64 <= to {
+            f(line);
+            line += 64;
+        }
+    }
+}
+
 /// Allocates `len` slots, each built by `init(index)`, or [`AllocFailed`] if the allocator
 /// refuses the memory (the caller has checked `len` with [`slot_count`]).
 pub(crate) fn alloc_slots<S>(
@@ -261,6 +337,41 @@ pub(crate) fn alloc_slots<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completed_lines_are_the_lines_whose_last_byte_a_publication_wrote() {
+        // Brute force: the lines whose last byte lies in the bytes written, slot by slot.
+        for size in [1, 8, 24, 64, 72, 200] {
+            for len in [1, 2, 8, 16] {
+                let bytes = len * size;
+                for start in 0..len {
+                    for n in 0..=len {
+                        let mut expected = Vec::new();
+                        for k in 0..n {
+                            let index = (start + k) % len;
+                            for byte in index * size..(index + 1) * size {
+                                if byte % 64 == 63 {
+                                    expected.push(byte - 63);
+                                }
+                            }
+                        }
+                        let mut got = Vec::new();
+                        completed_lines(size, len, start, n, |line| got.push(line));
+                        assert!(got.iter().all(|&l| l % 64 == 0 && l + 64 <= bytes));
+                        let mut sorted = got.clone();
+                        sorted.sort_unstable();
+                        sorted.dedup();
+                        assert_eq!(sorted.len(), got.len(), "a line twice: {got:?}");
+                        expected.sort_unstable();
+                        assert_eq!(
+                            sorted, expected,
+                            "size {size}, len {len}, start {start}, n {n}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn slot_arrays_start_on_a_line_pair_and_drop_their_slots() {

@@ -37,8 +37,9 @@
 mod readiness;
 
 use crate::buffer::{
-    next_line_start, prefetch_for_read, prefetch_for_write, slot_count, slots_per_line,
-    write_prefetch_available, Slot, SlotArray, PREFETCH_LINES,
+    completed_lines, demote_available, demote_line, next_line_start, prefetch_for_read,
+    prefetch_for_write, slot_count, slots_per_line, write_prefetch_available, Slot, SlotArray,
+    PREFETCH_LINES,
 };
 use crate::error::{
     CapacityError, PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError,
@@ -113,6 +114,7 @@ pub struct Builder {
     consumer_wake_threshold: usize,
     write_prefetch: bool,
     read_prefetch: bool,
+    demote: bool,
     prefetch_lines: usize,
     start: usize,
 }
@@ -128,6 +130,7 @@ impl Builder {
             consumer_wake_threshold: 1,
             write_prefetch: true,
             read_prefetch: true,
+            demote: true,
             prefetch_lines: PREFETCH_LINES,
             start: 0,
         }
@@ -218,6 +221,27 @@ impl Builder {
         self
     }
 
+    /// Whether a batch publication ([`Producer::push_slice`], [`Producer::push_iter`]) pushes
+    /// the cache lines it completed out of the producer core's private caches into the shared
+    /// last-level cache (x86-64 `CLDEMOTE`), right after publishing them. The consumer's next
+    /// reads of those lines are then served by that cache instead of a snoop into the
+    /// producer's core, which overlaps worse with the consumer's own work. Default: on, on
+    /// x86-64 CPUs with `CLDEMOTE` (Intel since Sapphire Rapids), for the [`Indexed`] flavour;
+    /// nothing elsewhere. Single pushes and the [`Stamped`] flavour never demote: their consumer
+    /// reads a line while it is still being written, and demoting it then costs more than it
+    /// saves (docs/benchmarks.md, "What changed in the ninth session"). Turn it off to compare,
+    /// or where both handles share a core.
+    ///
+    /// ```
+    /// let (tx, rx) = weir::spsc::Builder::new(1024).write_demote(false).build::<u64>()?;
+    /// # drop((tx, rx));
+    /// # Ok::<(), weir::CapacityError>(())
+    /// ```
+    pub fn write_demote(mut self, on: bool) -> Self {
+        self.demote = on;
+        self
+    }
+
     /// How many cache lines ahead [`write_prefetch`](Self::write_prefetch) and
     /// [`read_prefetch`](Self::read_prefetch) ask for (default 8):
     /// for the distance experiments of docs/benchmarks.md. Not part of the stable API.
@@ -304,6 +328,10 @@ impl Builder {
             } else {
                 0
             },
+            demote: self.demote
+                && !R::IN_SLOT
+                && std::mem::size_of::<Cell<T, R::Stamp>>() != 0
+                && demote_available(),
             spin_budget: SpinBudget::new(),
         };
         let read_ahead = if self.read_prefetch && !R::IN_SLOT {
@@ -559,6 +587,9 @@ pub struct Producer<T, R: Readiness = Indexed> {
     prefetch_at: usize,
     /// How many slots ahead of `tail` a push asks for the next cache line to write; 0 when off.
     prefetch_ahead: usize,
+    /// Whether batch publications demote the lines they complete (see
+    /// [`Producer::demote_published`]).
+    demote: bool,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
 }
@@ -695,8 +726,29 @@ impl<T, R: Readiness> Producer<T, R> {
                 R::mark(&shared.cell(seq).stamp, seq);
             }
         }
+        self.demote_published(first, n);
         self.notify_consumer();
         self.prefetch_after_batch(n);
+    }
+
+    /// After publishing the `n` slots from sequence `first`: demotes the cache lines that this
+    /// publication completed (those wholly written by now), see [`Builder::write_demote`].
+    /// Measured with batches of 64 `u64`: docs/benchmarks.md, "What changed in the ninth
+    /// session".
+    #[inline(always)]
+    fn demote_published(&self, first: usize, n: usize) {
+        if !self.demote {
+            return;
+        }
+        let shared = &*self.shared;
+        let base = shared.buffer.as_ptr() as *const u8;
+        completed_lines(
+            std::mem::size_of::<Cell<T, R::Stamp>>(),
+            shared.buffer.len(),
+            first & shared.mask,
+            n,
+            |offset| demote_line(base.wrapping_add(offset)),
+        );
     }
 
     /// After a batch of `n` up to `tail`: asks for the lines of the next batch, up to
@@ -1762,6 +1814,23 @@ mod tests {
         assert_eq!((tx.prefetch_ahead, rx.prefetch_ahead), (ahead(64), 0));
     }
 
+    /// Batch publications demote their lines where the CPU can, for the `Indexed` flavour only
+    /// (a `Stamped` consumer polls lines while they are written), never for zero-sized items,
+    /// and not when asked not to.
+    #[test]
+    fn write_demote_is_on_for_indexed_rings_where_the_cpu_has_it() {
+        let on = crate::buffer::demote_available();
+        assert_eq!(ring::<u64, Indexed>(1024).0.demote, on);
+        assert_eq!(ring::<[u8; 100], Indexed>(3).0.demote, on);
+        assert!(!ring::<u64, Stamped>(1024).0.demote);
+        assert!(!ring::<(), Indexed>(16).0.demote);
+        let (tx, _rx) = Builder::new(1024)
+            .write_demote(false)
+            .build::<u64>()
+            .unwrap();
+        assert!(!tx.demote);
+    }
+
     /// The batch prefetches ask for whole lines only, from the first line start at or after
     /// `from`, before `to`, and stop at the first line not wholly before `bound`; in wrapping
     /// sequence numbers.
@@ -1981,9 +2050,10 @@ mod tests {
     }
 
     /// Capacities at which the producer's write prefetch is active (72 is the smallest for
-    /// `u64` in the `Indexed` flavour), and the same rings with it off: items cross threads in
-    /// order, through single and slice pushes and single and batch pops, many times around the
-    /// buffer (the producer's checkpoint bookkeeping, see `Producer::checkpoint`).
+    /// `u64` in the `Indexed` flavour), and the same rings with it off (and the demotion of
+    /// published lines on and off with it): items cross threads in order, through single and
+    /// slice pushes and single and batch pops, many times around the buffer (the producer's
+    /// checkpoint bookkeeping, see `Producer::checkpoint`).
     fn threads_move_items_in_order_with_and_without_write_prefetch<R: Readiness>() {
         let (n, caps): (u64, &[usize]) = if cfg!(miri) {
             (200, &[72, 100])
@@ -1994,6 +2064,7 @@ mod tests {
             for on in [true, false] {
                 let (mut tx, mut rx) = Builder::new(cap)
                     .write_prefetch(on)
+                    .write_demote(on)
                     .build_flavour::<u64, R>()
                     .unwrap();
                 let t = std::thread::spawn(move || {

@@ -6,14 +6,18 @@
 //! for two questions the goals of issue 6 raise:
 //!
 //! - `bare ring` (no prefetch): how far is a crate from the bare design? rtrb is near it.
-//! - `bare ring + prefetch`: the same ring with weir's prefetch rules (8 lines ahead: the
-//!   producer asks for lines to write once they are free by its cached bound, the consumer for
-//!   lines to read once they are published by its cached `tail`; single items at each line
-//!   start, batches for the lines of the next batch). How far is weir, with its API, its
-//!   guarantees and its bookkeeping, from what its design can do at best? And how far is that
-//!   best from rtrb: the most any ring of this design can show against it on this machine.
+//! - `bare ring + hints`: the same ring with weir's cache hints: its prefetch rules (8 lines
+//!   ahead: the producer asks for lines to write once they are free by its cached bound, the
+//!   consumer for lines to read once they are published by its cached `tail`; single items at
+//!   each line start, batches for the lines of the next batch) and, on CPUs that have it, its
+//!   demotion of the lines a batch publication completed (`CLDEMOTE`, after the store of
+//!   `tail`). How far is weir, with its API, its guarantees and its bookkeeping, from what its
+//!   design can do at best? And how far is that best from rtrb: the most any ring of this
+//!   design can show against it on this machine.
 //!
-//! docs/benchmarks.md, "What changed in the seventh session", has what they showed.
+//! docs/benchmarks.md, "What changed in the seventh session" and "... ninth session", has what
+//! they showed. (Until the ninth session this row was `bare ring + prefetch`, without the
+//! demotion.)
 
 use super::Spsc;
 use crossbeam_utils::CachePadded;
@@ -62,6 +66,8 @@ pub struct BareTx {
     limit: usize,
     /// Prefetch distance in slots; 0 when off.
     ahead: usize,
+    /// Whether batch publications demote the lines they completed.
+    demote: bool,
 }
 
 /// The consumer's half.
@@ -84,8 +90,9 @@ unsafe impl Send for BareTx {}
 unsafe impl Send for BareRx {}
 
 /// A ring of `capacity` slots (a power of two, a multiple of two lines) with the given prefetch
-/// distance in lines (0: none).
-fn channel(capacity: usize, lines_ahead: usize) -> (BareTx, BareRx) {
+/// distance in lines (0: none), demoting published lines of batches if `demote` (and the CPU
+/// can).
+fn channel(capacity: usize, lines_ahead: usize, demote: bool) -> (BareTx, BareRx) {
     assert!(capacity.is_power_of_two() && capacity % (2 * LINE) == 0);
     assert!((lines_ahead + 1) * LINE <= capacity);
     let slots = (0..capacity / (2 * LINE))
@@ -110,6 +117,7 @@ fn channel(capacity: usize, lines_ahead: usize) -> (BareTx, BareRx) {
         tail: 0,
         limit: capacity,
         ahead,
+        demote: demote && cldemote_available(),
     };
     let rx = BareRx {
         ring,
@@ -185,6 +193,14 @@ impl BareTx {
         }
         self.tail += n;
         self.publish();
+        if self.demote {
+            // The lines this publication completed: those ending in `tail - n + 1 ..= tail`.
+            let mut seq = (self.tail - n) & !(LINE - 1);
+            while seq + LINE <= self.tail {
+                cldemote(self.base.wrapping_add(seq & self.mask));
+                seq += LINE;
+            }
+        }
         if self.ahead != 0 {
             // The lines of the next batch not asked for after this one's predecessor.
             let mut seq = (self.tail + self.ahead.saturating_sub(n)).next_multiple_of(LINE);
@@ -300,6 +316,36 @@ fn prefetch_for_read(p: *const u64) {
     let _ = p;
 }
 
+/// x86-64 `CLDEMOTE` (the line out of this core's caches into the shared last-level cache);
+/// nothing elsewhere. Called only where [`cldemote_available`] said yes.
+#[inline(always)]
+fn cldemote(p: *const u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a hint: never faults, changes no register, flag or memory; the CPU has the
+    // instruction (`cldemote_available`).
+    unsafe {
+        std::arch::asm!("cldemote [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Whether the CPU has `CLDEMOTE` (CPUID leaf 7, sub-leaf 0, ECX bit 25), as weir asks.
+fn cldemote_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
+        // leaf 7 is asked only if leaf 0 reports it.
+        #[allow(unused_unsafe)]
+        unsafe {
+            __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ecx & (1 << 25) != 0
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether the CPU has `PREFETCHW` (CPUID leaf 8000_0001h, ECX bit 8), as weir asks.
 fn prefetchw_available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -317,7 +363,7 @@ fn prefetchw_available() -> bool {
 }
 
 macro_rules! bare_contender {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $lines:expr) => {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $lines:expr, $demote:expr) => {
         $(#[$doc])*
         pub struct $ty;
         impl Spsc for $ty {
@@ -326,7 +372,7 @@ macro_rules! bare_contender {
             type Tx = BareTx;
             type Rx = BareRx;
             fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-                channel(capacity, $lines)
+                channel(capacity, $lines, $demote)
             }
             #[inline(always)]
             fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
@@ -349,14 +395,17 @@ macro_rules! bare_contender {
 }
 
 bare_contender!(
-    /// The bare ring without prefetches (see the module docs).
+    /// The bare ring without cache hints (see the module docs).
     Bare,
     "bare ring (reference)",
-    0
+    0,
+    false
 );
 bare_contender!(
-    /// The bare ring with weir's prefetch rules, 8 lines ahead (see the module docs).
-    BarePrefetch,
-    "bare ring + prefetch (reference)",
-    8
+    /// The bare ring with weir's cache hints: prefetches 8 lines ahead, demoted batches (see
+    /// the module docs).
+    BareHints,
+    "bare ring + hints (reference)",
+    8,
+    true
 );

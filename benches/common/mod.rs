@@ -11,7 +11,7 @@
 mod bare;
 // The harness's reference rows; the criterion benches compare the crates only.
 #[allow(unused_imports)]
-pub use bare::{Bare, BarePrefetch};
+pub use bare::{Bare, BareHints};
 
 use crossbeam_utils::{Backoff, CachePadded};
 use hdrhistogram::Histogram;
@@ -255,39 +255,57 @@ macro_rules! weir_vec_contender {
     };
 }
 
-/// weir's default SPSC ring with both prefetches turned off (`Builder::write_prefetch(false)`,
-/// `read_prefetch(false)`): the same-run reference for what they buy (docs/benchmarks.md,
-/// "What changed in the fourth session" and "... fifth session"), single items and batches.
-pub struct WeirNoPrefetch;
-impl Spsc for WeirNoPrefetch {
-    const NAME: &'static str = "weir no-prefetch";
-    type Tx = weir::spsc::Producer<u64>;
-    type Rx = weir::spsc::Consumer<u64>;
-    fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
-        weir::spsc::Builder::new(capacity)
-            .write_prefetch(false)
-            .read_prefetch(false)
-            .build()
-            .unwrap()
-    }
-    // The same calls as `Weir` (same handle types): only the ring's options differ.
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
-        Weir::try_push(tx, v)
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
-        Weir::try_pop(rx)
-    }
-    #[inline(always)]
-    fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
-        Weir::push_slice(tx, items)
-    }
-    #[inline(always)]
-    fn pop_batch(rx: &mut Self::Rx, max: usize, sink: impl FnMut(u64)) -> usize {
-        Weir::pop_batch(rx, max, sink)
-    }
+/// weir's default SPSC ring (the `Weir` contender's calls, same handle types) built with other
+/// options: `$options` maps the `Builder`.
+macro_rules! weir_options_contender {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $options:expr) => {
+        $(#[$doc])*
+        pub struct $ty;
+        impl Spsc for $ty {
+            const NAME: &'static str = $name;
+            type Tx = weir::spsc::Producer<u64>;
+            type Rx = weir::spsc::Consumer<u64>;
+            fn channel(capacity: usize) -> (Self::Tx, Self::Rx) {
+                let options: fn(weir::spsc::Builder) -> weir::spsc::Builder = $options;
+                options(weir::spsc::Builder::new(capacity)).build().unwrap()
+            }
+            #[inline(always)]
+            fn try_push(tx: &mut Self::Tx, v: u64) -> bool {
+                Weir::try_push(tx, v)
+            }
+            #[inline(always)]
+            fn try_pop(rx: &mut Self::Rx) -> Option<u64> {
+                Weir::try_pop(rx)
+            }
+            #[inline(always)]
+            fn push_slice(tx: &mut Self::Tx, items: &[u64]) -> usize {
+                Weir::push_slice(tx, items)
+            }
+            #[inline(always)]
+            fn pop_batch(rx: &mut Self::Rx, max: usize, sink: impl FnMut(u64)) -> usize {
+                Weir::pop_batch(rx, max, sink)
+            }
+        }
+    };
 }
+
+weir_options_contender!(
+    /// weir's default SPSC ring with both prefetches turned off (`Builder::write_prefetch(false)`,
+    /// `read_prefetch(false)`): the same-run reference for what they buy (docs/benchmarks.md,
+    /// "What changed in the fourth session" and "... fifth session"), single items and batches.
+    WeirNoPrefetch,
+    "weir no-prefetch",
+    |b| b.write_prefetch(false).read_prefetch(false)
+);
+weir_options_contender!(
+    /// weir's default SPSC ring with the demotion of published lines turned off
+    /// (`Builder::write_demote(false)`): the same-run reference for what it buys
+    /// (docs/benchmarks.md, "What changed in the ninth session"), batches (single pushes never
+    /// demote).
+    WeirNoDemote,
+    "weir no-demote",
+    |b| b.write_demote(false)
+);
 
 /// A weir SPSC contender whose round trip uses the blocking `push`/`pop` with wait strategy
 /// `$wait`, of flavour `$flavour`.
