@@ -279,9 +279,10 @@ pub(crate) fn demote_available() -> bool {
 #[inline(always)]
 pub(crate) fn demote_line(p: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
-    // SAFETY: CLDEMOTE never faults on its address (a hint, like a prefetch), changes no
-    // register, flag or memory contents, and the CPU has it (the caller checked
-    // `demote_available`; older CPUs would run its encoding as a NOP anyway).
+    // SAFETY: CLDEMOTE never faults on its address (a hint, like a prefetch: Intel's SDM lists
+    // no exception but #UD for a LOCK prefix, which this has not), changes no register, flag or
+    // memory contents, and the CPU has it (the caller checked `demote_available`; the SDM says
+    // CPUs without it run its encoding as a NOP anyway).
     unsafe {
         std::arch::asm!(
             "cldemote [{0}]",
@@ -299,7 +300,9 @@ pub(crate) fn demote_line(p: *const u8) {
 /// line that the first slot starts in counts if it ends within the publication (its bytes
 /// before that slot belong to slots written earlier); the line that the last slot ends in
 /// counts only if it ends there. Offsets count from the array's start, which lies on a line
-/// boundary ([`SLOT_ALIGN`]), so each offset is one whole line of the array.
+/// boundary ([`SLOT_ALIGN`]), so each offset is one whole line of the array (with
+/// `--cfg weir_slot_align_16`, a line of offsets that straddles two of memory: still a hint's
+/// address inside the array).
 #[inline(always)]
 pub(crate) fn completed_lines(
     size: usize,
