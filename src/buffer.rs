@@ -181,25 +181,29 @@ pub(crate) fn next_line_start<S>(seq: usize) -> usize {
 /// yes, so that the interpreter checks the handles' bookkeeping around the prefetches, which
 /// compile to nothing there. Asked once per handle (SPSC) or ring (MPMC), when a ring is built.
 pub(crate) fn write_prefetch_available() -> bool {
-    if cfg!(all(miri, not(loom))) {
-        return true;
-    }
+    cfg!(all(miri, not(loom))) || cpuid_ecx_bit(0x8000_0001, 8)
+}
+
+/// Whether CPUID leaf `leaf` (sub-leaf 0) reports bit `bit` of ECX, asking the leaf only if the
+/// highest leaf of its range (basic `0`, extended `8000_0000h`) reaches it. Always false under
+/// miri and loom and on other architectures. The feature checks of [`write_prefetch_available`]
+/// and [`demote_available`].
+fn cpuid_ecx_bit(leaf: u32, bit: u32) -> bool {
     #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
     {
-        use std::arch::x86_64::__cpuid;
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
         // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
-        // leaf 8000_0001h is asked only if leaf 8000_0000h reports it.
+        // `leaf` is asked only if the first leaf of its range reports it.
         #[allow(unused_unsafe)]
-        let ecx = unsafe {
-            if __cpuid(0x8000_0000).eax < 0x8000_0001 {
-                return false;
-            }
-            __cpuid(0x8000_0001).ecx
-        };
-        ecx & (1 << 8) != 0
+        unsafe {
+            __cpuid(leaf & 0x8000_0000).eax >= leaf && __cpuid_count(leaf, 0).ecx & (1 << bit) != 0
+        }
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
-    false
+    {
+        let _ = (leaf, bit);
+        false
+    }
 }
 
 /// Asks the core to fetch the cache line holding `*p` for reading (x86-64 `PREFETCHT0`, part
@@ -250,25 +254,7 @@ pub(crate) fn prefetch_for_write<S>(p: *const S) {
 /// that the interpreter checks the address arithmetic around the demotions, which compile to
 /// nothing there. Asked once per producer, when a ring is built.
 pub(crate) fn demote_available() -> bool {
-    if cfg!(all(miri, not(loom))) {
-        return true;
-    }
-    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
-    {
-        use std::arch::x86_64::{__cpuid, __cpuid_count};
-        // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
-        // leaf 7 is asked only if leaf 0 reports it.
-        #[allow(unused_unsafe)]
-        let ecx = unsafe {
-            if __cpuid(0).eax < 7 {
-                return false;
-            }
-            __cpuid_count(7, 0).ecx
-        };
-        ecx & (1 << 25) != 0
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
-    false
+    cfg!(all(miri, not(loom))) || cpuid_ecx_bit(7, 25)
 }
 
 /// Asks the core to move the cache line holding `*p` out of its private caches into the shared

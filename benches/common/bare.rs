@@ -332,34 +332,32 @@ fn cldemote(p: *const u64) {
 
 /// Whether the CPU has `CLDEMOTE` (CPUID leaf 7, sub-leaf 0, ECX bit 25), as weir asks.
 fn cldemote_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{__cpuid, __cpuid_count};
-        // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
-        // leaf 7 is asked only if leaf 0 reports it.
-        #[allow(unused_unsafe)]
-        unsafe {
-            __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ecx & (1 << 25) != 0
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    cpuid_ecx_bit(7, 25)
 }
 
 /// Whether the CPU has `PREFETCHW` (CPUID leaf 8000_0001h, ECX bit 8), as weir asks.
 fn prefetchw_available() -> bool {
+    cpuid_ecx_bit(0x8000_0001, 8)
+}
+
+/// Whether CPUID leaf `leaf` (sub-leaf 0) reports bit `bit` of ECX; the leaf is asked only if
+/// the first leaf of its range (basic `0`, extended `8000_0000h`) reports it. False elsewhere.
+fn cpuid_ecx_bit(leaf: u32, bit: u32) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::__cpuid;
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
         // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers;
-        // leaf 8000_0001h is asked only if leaf 8000_0000h reports it.
+        // `leaf` is asked only if the first leaf of its range reports it.
         #[allow(unused_unsafe)]
         unsafe {
-            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+            __cpuid(leaf & 0x8000_0000).eax >= leaf && __cpuid_count(leaf, 0).ecx & (1 << bit) != 0
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    {
+        let _ = (leaf, bit);
+        false
+    }
 }
 
 macro_rules! bare_contender {
