@@ -278,6 +278,7 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
     }
     let all = vec![
         e!(Weir),
+        e!(WeirAgain),
         e!(WeirNoPrefetch),
         e!(WeirStamped),
         e!(Rtrb),
@@ -309,6 +310,7 @@ fn batch_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
     }
     let all = vec![
         e!(Weir),
+        e!(WeirAgain),
         e!(WeirNoPrefetch),
         e!(WeirNoDemote),
         e!(WeirVec),
@@ -475,6 +477,20 @@ fn ratio_goal(
     }
 }
 
+/// The A/A control of an SPSC row: weir against a second copy of itself (no target: 1.00 is
+/// expected, and the spread is what code placement and the host move between two contenders
+/// that run the same code).
+fn aa_goal(goals: &mut Vec<Goal>, s: &Samples, row: &str) {
+    ratio_goal(
+        goals,
+        s,
+        (Weir::NAME, WeirAgain::NAME),
+        format!("(control) SPSC {row}: weir / weir again (A/A)"),
+        f64::NAN,
+        "1.00 expected: same code, second copy",
+    );
+}
+
 /// The reference rows of the bare rings (benches/common/bare.rs) for an SPSC row: how far weir
 /// is from the bare design with its own prefetch rules, and how far that design at its best is
 /// from rtrb (the most a ring of this design can show against rtrb in the same run).
@@ -527,8 +543,18 @@ fn main() {
     let _ = writeln!(
         md,
         "Harness: {} runs per contender, interleaved; {} cores; producer on core {}, consumer on \
-         core {}; capacity {}, item u64. Values: median (min–max) over the runs.\n",
-        runs, cores, PRODUCER_CORE, CONSUMER_CORE, CAPACITY
+         core {}; capacity {}, item u64; {}. Values: median (min–max) over the runs.\n",
+        runs,
+        cores,
+        PRODUCER_CORE,
+        CONSUMER_CORE,
+        CAPACITY,
+        if cfg!(weir_aligned_loops) {
+            "loops aligned to 64 bytes (.cargo/config.toml)"
+        } else {
+            "**loops not aligned** (RUSTFLAGS replaced .cargo/config.toml's flags: expect \
+             placement noise between contenders, docs/benchmarks.md)"
+        }
     );
 
     if rows.contains(&Row::Spsc) {
@@ -574,6 +600,7 @@ fn main() {
             1.0,
             "what the prefetches buy",
         );
+        aa_goal(&mut goals, &s, "single");
         bare_goals(&mut goals, &s, "single");
     }
 
@@ -584,6 +611,7 @@ fn main() {
         let noise = interleave(&args, runs, true, &entries, |name, v| s.push(name, v));
         let apis: BTreeMap<&str, &str> = [
             (Weir::NAME, Weir::BATCH_API),
+            (WeirAgain::NAME, Weir::BATCH_API),
             (WeirNoPrefetch::NAME, Weir::BATCH_API),
             (WeirNoDemote::NAME, Weir::BATCH_API),
             (WeirVec::NAME, WeirVec::BATCH_API),
@@ -631,6 +659,7 @@ fn main() {
             1.0,
             "what the prefetches buy",
         );
+        aa_goal(&mut goals, &s, "batch");
         ratio_goal(
             &mut goals,
             &s,

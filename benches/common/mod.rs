@@ -298,6 +298,16 @@ weir_options_contender!(
     |b| b.write_prefetch(false).read_prefetch(false)
 );
 weir_options_contender!(
+    /// weir's default SPSC ring again, built through `Builder` with no option changed: the same
+    /// code as [`Weir`], in a second copy of every benchmark loop (each contender's loops are
+    /// its own monomorphised copy). An A/A control: its ratio to `weir` should be 1.00, and what
+    /// it is instead measures code placement and host noise in that run (docs/benchmarks.md,
+    /// "What changed in the tenth session").
+    WeirAgain,
+    "weir again (A/A)",
+    |b| b
+);
+weir_options_contender!(
     /// weir's default SPSC ring with the demotion of published lines turned off
     /// (`Builder::write_demote(false)`): the same-run reference for what it buys
     /// (docs/benchmarks.md, "What changed in the ninth session"), batches (single pushes never
