@@ -552,8 +552,8 @@ fn main() {
         if cfg!(weir_aligned_loops) {
             "loops aligned to 64 bytes (.cargo/config.toml)"
         } else {
-            "**loops not aligned** (RUSTFLAGS replaced .cargo/config.toml's flags: expect \
-             placement noise between contenders, docs/benchmarks.md)"
+            "**loops not aligned** (built without .cargo/config.toml's flags, e.g. with \
+             RUSTFLAGS set: expect placement noise between contenders, docs/benchmarks.md)"
         }
     );
 
