@@ -62,7 +62,8 @@ struct Args {
     /// Instead of the table: run one contender's single-threaded push/pop loop (for
     /// `valgrind --tool=callgrind`, see docs/benchmarks.md). Names: weir, rtrb, ringbuf,
     /// arrayqueue, crossbeam-channel, kanal, flume, std, disruptor, weir-vec (try_pop_batch),
-    /// weir-stamped (the Stamped flavour), weir-mpmc, arrayqueue-mpmc, crossbeam-channel-mpmc.
+    /// weir-stamped (the Stamped flavour), weir-mpmc, arrayqueue-mpmc, crossbeam-channel-mpmc,
+    /// bare and bare-hints (the reference rings).
     #[arg(long, value_name = "CONTENDER")]
     icount: Option<String>,
     /// With --icount: use the batch calls.
@@ -86,6 +87,8 @@ fn run_icount(name: &str, items: u64, batch: bool) {
         "flume" => icount::<Flume>(items, batch),
         "std" => icount::<StdSync>(items, batch),
         "disruptor" => icount::<Disruptor>(items, batch),
+        "bare" => icount::<Bare>(items, batch),
+        "bare-hints" => icount::<BareHints>(items, batch),
         "weir-mpmc" => icount_mpmc::<WeirMpmc>(items),
         "arrayqueue-mpmc" => icount_mpmc::<ArrayQueue>(items),
         "crossbeam-channel-mpmc" => icount_mpmc::<CrossbeamChannel>(items),

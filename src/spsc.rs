@@ -579,9 +579,11 @@ pub struct Producer<T, R: Readiness = Indexed> {
     /// this sequence number. Never ahead of the real bound, since the real head only grows.
     limit: usize,
     /// Where a single push next leaves its fast path: `limit` (reload the consumer's counter)
-    /// or `prefetch_at`, whichever comes first from `tail`. Never further from `tail` than
-    /// `limit`, so `tail != checkpoint` implies `tail != limit`: a free slot. One comparison
-    /// per push covers both (see [`Producer::pass_checkpoint`]).
+    /// or `prefetch_at`, whichever comes first from `tail`, as [`Producer::pass_checkpoint`]
+    /// sets it; a batch publication sets it to `tail` instead, so that the next single push
+    /// takes that slow path once and computes it (batches need no checkpoint). Never further
+    /// from `tail` than `limit` (a reload only moves `limit` on), so `tail != checkpoint`
+    /// implies `tail != limit`: a free slot. One comparison per push covers both.
     checkpoint: usize,
     /// The next line start at which a push asks for the line `prefetch_ahead` slots further
     /// on (see [`Producer::prefetch_line`]); unused when `prefetch_ahead == 0`.
@@ -638,19 +640,19 @@ impl<T, R: Readiness> Producer<T, R> {
         self.reload_limit()
     }
 
-    /// Reloads the consumer's counter; returns the free slots it shows.
+    /// Reloads the consumer's counter; returns the free slots it shows. Leaves `checkpoint`
+    /// where it was: still at or before the new `limit`, which only moves on.
     #[inline(always)]
     fn reload_limit(&mut self) -> usize {
         // Acquire: pairs with the consumer's Release store of `head`, so its reads of the slots
         // it freed happen before we overwrite them.
         let head = self.shared.head.load(Ordering::Acquire);
         self.limit = head.wrapping_add(self.shared.capacity);
-        self.set_checkpoint();
         self.limit.wrapping_sub(self.tail)
     }
 
-    /// The nearer of `limit` and (with the prefetch on) `prefetch_at`, from `tail`. Called
-    /// whenever `tail` or `limit` moves other than by a single push.
+    /// The nearer of `limit` and (with the prefetch on) `prefetch_at`, from `tail`: the next
+    /// checkpoint, set by [`Producer::pass_checkpoint`].
     #[inline(always)]
     fn set_checkpoint(&mut self) {
         let to_limit = self.limit.wrapping_sub(self.tail);
@@ -709,9 +711,10 @@ impl<T, R: Readiness> Producer<T, R> {
     fn publish(&mut self, n: usize) {
         let first = self.tail;
         self.tail = first.wrapping_add(n);
-        // The next single push prefetches from the next line start on.
+        // The next single push prefetches from the next line start on, and computes its
+        // checkpoint in `pass_checkpoint` (see `checkpoint`): a batch need not.
         self.prefetch_at = next_line_start::<Cell<T, R::Stamp>>(self.tail);
-        self.set_checkpoint();
+        self.checkpoint = self.tail;
         // A local: the compiler fence below makes the compiler reload what it reads from memory,
         // and this pointer is the same after it.
         let shared = &*self.shared;
@@ -1095,8 +1098,10 @@ pub struct Consumer<T, R: Readiness = Indexed> {
     /// flavour only (`Stamped` learns single items from the slot, batches from `tail` itself).
     cached_tail: usize,
     /// `Indexed` only: where a single pop next leaves its fast path, the nearer of
-    /// `cached_tail` (reload `tail`) and `prefetch_at`. Never further from `head` than
-    /// `cached_tail`, so `head != checkpoint` implies an item is ready.
+    /// `cached_tail` (reload `tail`) and `prefetch_at`, as [`Consumer::pass_checkpoint`] sets
+    /// it; a batch release sets it to `head` instead (see `Producer::checkpoint`). Never further
+    /// from `head` than `cached_tail` (a reload only moves `cached_tail` on), so
+    /// `head != checkpoint` implies an item is ready.
     checkpoint: usize,
     /// The next line start at which a single pop asks for the line `prefetch_ahead` on.
     prefetch_at: usize,
@@ -1107,7 +1112,8 @@ pub struct Consumer<T, R: Readiness = Indexed> {
 }
 
 impl<T, R: Readiness> Consumer<T, R> {
-    /// The nearer of `cached_tail` and (with the prefetch on) `prefetch_at`, from `head`.
+    /// The nearer of `cached_tail` and (with the prefetch on) `prefetch_at`, from `head`: the
+    /// next checkpoint, set by [`Consumer::pass_checkpoint`].
     #[inline(always)]
     fn set_checkpoint(&mut self) {
         let to_tail = self.cached_tail.wrapping_sub(self.head);
@@ -1170,9 +1176,8 @@ impl<T, R: Readiness> Consumer<T, R> {
             return n;
         }
         // Acquire: pairs with the producer's Release store of `tail`; its slot writes are
-        // visible to our reads below.
+        // visible to our reads below. `checkpoint` stays where it was (see its doc).
         self.cached_tail = self.shared.tail.load(Ordering::Acquire);
-        self.set_checkpoint();
         self.cached_tail.wrapping_sub(self.head)
     }
 
@@ -1205,9 +1210,10 @@ impl<T, R: Readiness> Consumer<T, R> {
         self.head = self.head.wrapping_add(n);
         if !R::IN_SLOT {
             // `head` may have passed line starts and the checkpoint: the next single pop
-            // prefetches from the next line start on.
+            // prefetches from the next line start on, and computes its checkpoint in
+            // `pass_checkpoint` (see `checkpoint`).
             self.prefetch_at = next_line_start::<Cell<T, R::Stamp>>(self.head);
-            self.set_checkpoint();
+            self.checkpoint = self.head;
         }
         self.publish_head();
     }
