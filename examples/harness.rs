@@ -63,7 +63,7 @@ struct Args {
     /// `valgrind --tool=callgrind`, see docs/benchmarks.md). Names: weir, rtrb, ringbuf,
     /// arrayqueue, crossbeam-channel, kanal, flume, std, disruptor, weir-vec (try_pop_batch),
     /// weir-stamped (the Stamped flavour), weir-mpmc, arrayqueue-mpmc, crossbeam-channel-mpmc,
-    /// bare and bare-hints (the reference rings).
+    /// bare, bare-hints, bare-stamp and bare-stamp-checks (the reference rings).
     #[arg(long, value_name = "CONTENDER")]
     icount: Option<String>,
     /// With --icount: use the batch calls.
@@ -89,6 +89,8 @@ fn run_icount(name: &str, items: u64, batch: bool) {
         "disruptor" => icount::<Disruptor>(items, batch),
         "bare" => icount::<Bare>(items, batch),
         "bare-hints" => icount::<BareHints>(items, batch),
+        "bare-stamp" => icount::<BareStamp>(items, batch),
+        "bare-stamp-checks" => icount::<BareStampChecks>(items, batch),
         "weir-mpmc" => icount_mpmc::<WeirMpmc>(items),
         "arrayqueue-mpmc" => icount_mpmc::<ArrayQueue>(items),
         "crossbeam-channel-mpmc" => icount_mpmc::<CrossbeamChannel>(items),
@@ -294,6 +296,8 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(Disruptor),
         e!(Bare),
         e!(BareHints),
+        e!(BareStamp),
+        e!(BareStampChecks),
     ];
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -524,6 +528,37 @@ fn bare_goals(goals: &mut Vec<Goal>, s: &Samples, row: &str) {
     );
 }
 
+/// The reference rows of the stamp rings (benches/common/stamp.rs), single items only: how far
+/// the other design (readiness and room in the slot) reaches against rtrb, what the per-item
+/// checks of a full ring cost in it, and where weir's `Stamped` flavour (readiness in the slot,
+/// room from the counter, the checks) stands against it.
+fn stamp_goals(goals: &mut Vec<Goal>, s: &Samples) {
+    ratio_goal(
+        goals,
+        s,
+        (BareStamp::NAME, Rtrb::NAME),
+        "(reference) SPSC single: bare stamp ring / rtrb",
+        1.3,
+        "the other design's reach against rtrb",
+    );
+    ratio_goal(
+        goals,
+        s,
+        (BareStampChecks::NAME, Rtrb::NAME),
+        "(reference) SPSC single: bare stamp ring + checks / rtrb",
+        1.3,
+        "that design with a full ring's per-item checks",
+    );
+    ratio_goal(
+        goals,
+        s,
+        (WeirStamped::NAME, BareStampChecks::NAME),
+        "(reference) SPSC single: weir Stamped / bare stamp ring + checks",
+        1.0,
+        "what room from the counter costs",
+    );
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(name) = &args.icount {
@@ -605,6 +640,7 @@ fn main() {
         );
         aa_goal(&mut goals, &s, "single");
         bare_goals(&mut goals, &s, "single");
+        stamp_goals(&mut goals, &s);
     }
 
     if rows.contains(&Row::Batch) {

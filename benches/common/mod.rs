@@ -9,9 +9,12 @@
 #![allow(dead_code)]
 
 mod bare;
+mod stamp;
 // The harness's reference rows; the criterion benches compare the crates only.
 #[allow(unused_imports)]
 pub use bare::{Bare, BareHints};
+#[allow(unused_imports)]
+pub use stamp::{BareStamp, BareStampChecks};
 
 use crossbeam_utils::{Backoff, CachePadded};
 use hdrhistogram::Histogram;
