@@ -24,12 +24,18 @@
 //! the protocol in [`crate::wait`].
 //!
 //! **Flavours.** The ring comes in two flavours, a type parameter ([`Readiness`]): [`Indexed`]
-//! (the default, described above) and [`Stamped`], in which each slot also holds a stamp, the
-//! sequence number of its item plus one, written by the producer (Release) after the item and
-//! after `tail`. A single pop in the `Stamped` flavour loads the stamp of the slot it is about to
-//! read (Acquire) instead of `tail`, so one cache line crosses per item instead of two; batch
-//! pops still read `tail`. Stamps go after `tail` so that `head` never passes `tail`.
-//! [`Builder::build_stamped`] builds one.
+//! (the default, described above) and [`Stamped`], in which each slot also holds a stamp that
+//! says either "holds item `s`" (written by the producer, Release, after the item and after
+//! `tail`) or "free for sequence `s`" (written by the consumer, Release, after it read the item
+//! a lap before and before it publishes `head`). Every pop of the `Stamped` flavour learns of
+//! its items from their stamps (Acquire) instead of `tail`, and a single push learns of room
+//! from a stamp instead of `head`, so an item crosses between the cores as its slot's line and
+//! neither side reads the other's counter on that path; the counters are still kept, for
+//! `len`, the metrics, the batch pushes and the blocking calls' thresholds. Stamps go after
+//! `tail` so that `head` never passes `tail`; free marks go before `head`, so that room by
+//! `head` implies room by the stamps (a single push may then run up to one release ahead of
+//! `head + capacity`, which the reload of `head` allows for). [`Builder::build_stamped`]
+//! builds one.
 //!
 //! **Progress.** `try_push`/`try_pop` and their batch forms are wait-free: a bounded number of
 //! steps, whatever the other thread does.
@@ -182,7 +188,9 @@ impl Builder {
 
     /// Whether pushes ask for the cache lines they will write next, eight lines ahead, in the
     /// state for writing (x86-64 `PREFETCHW`, where the CPU has it; elsewhere this setting does
-    /// nothing): a single push at each line start asks for the line eight lines on, a batch
+    /// nothing): a single push of the [`Indexed`] flavour at each line start asks for the line
+    /// eight lines on (a [`Stamped`] single push checks the stamp of the slot it writes, which
+    /// brings that line in anyway), a batch
     /// (`push_slice`, `push_iter`) for the lines of the next batch up to eight lines past its
     /// end. Default: on. When the ring runs full, the line a push needs is the one the consumer
     /// has just read, still in the consumer's cache; asking early overlaps that transfer with
@@ -266,10 +274,11 @@ impl Builder {
         self.build_flavour()
     }
 
-    /// Builds a [`Stamped`] ring: readiness is stamped in each slot, so a single item crosses
-    /// between the cores as one cache line instead of two (lower round-trip latency), at the
-    /// price of `read_chunk` (batch pops copy out) and one `usize` per slot, which also makes
-    /// its throughput lower than the default's. Same API and guarantees otherwise.
+    /// Builds a [`Stamped`] ring: readiness and room are stamped in each slot, so a single item
+    /// crosses between the cores as one cache line instead of two (lower round-trip latency,
+    /// and on most hosts more single-item throughput), at the price of `read_chunk` (batch pops
+    /// copy out) and one `usize` per slot, which makes its batches slower than the default's.
+    /// Same API and guarantees otherwise. See [`Readiness`] for which to pick.
     ///
     /// ```
     /// use weir::spsc::{Builder, Consumer, Producer, Stamped};
@@ -334,6 +343,7 @@ impl Builder {
                 && std::mem::size_of::<Cell<T, R::Stamp>>() != 0
                 && demote_available(),
             spin_budget: SpinBudget::new(),
+            free_gap: slots - capacity,
         };
         let read_ahead = if self.read_prefetch && !R::IN_SLOT {
             prefetch_distance::<Cell<T, R::Stamp>>(capacity, self.prefetch_lines)
@@ -595,6 +605,10 @@ pub struct Producer<T, R: Readiness = Indexed> {
     demote: bool,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
+    /// `Stamped` only: slots minus capacity (0 when the capacity is a power of two). Sequence
+    /// `tail` fits when the slot of `tail + free_gap` is marked free for that sequence (see
+    /// `try_push_quiet`).
+    free_gap: usize,
 }
 
 /// A handle's prefetch distance in slots for a ring of `capacity` slots of type `S`: `lines`
@@ -634,7 +648,9 @@ impl<T, R: Readiness> Producer<T, R> {
     #[inline(always)]
     fn room_for(&mut self, want: usize) -> usize {
         let cached = self.limit.wrapping_sub(self.tail);
-        if cached >= want {
+        // `Stamped` single pushes learn of room from the stamps and leave `limit` behind, so
+        // `tail` may have passed it: the difference then wraps to more than the capacity.
+        if cached >= want && (!R::IN_SLOT || cached <= self.shared.capacity) {
             return cached;
         }
         self.reload_limit()
@@ -648,7 +664,14 @@ impl<T, R: Readiness> Producer<T, R> {
         // it freed happen before we overwrite them.
         let head = self.shared.head.load(Ordering::Acquire);
         self.limit = head.wrapping_add(self.shared.capacity);
-        self.limit.wrapping_sub(self.tail)
+        let room = self.limit.wrapping_sub(self.tail);
+        // `Stamped`: the consumer marks slots free before it publishes `head` (`free_slot`),
+        // so single pushes, which go by the stamps, may run up to one release ahead of
+        // `head + capacity`; the difference then wraps. No room by `head`, then.
+        if R::IN_SLOT && room > self.shared.capacity {
+            return 0;
+        }
+        room
     }
 
     /// The nearer of `limit` and (with the prefetch on) `prefetch_at`, from `tail`: the next
@@ -806,20 +829,43 @@ impl<T, R: Readiness> Producer<T, R> {
         if self.consumer_gone() {
             return Err(TryPushError::Disconnected(value));
         }
-        // The common case costs one comparison: the cached bound says there is room and no
-        // prefetch is due.
-        if self.tail == self.checkpoint && !self.pass_checkpoint() {
-            return Err(TryPushError::Full(value));
-        }
-        debug_assert!(self.tail != self.limit, "checkpoint invariant");
+        let seq = self.tail;
+        let shared = &*self.shared;
+        let cell = if R::IN_SLOT {
+            // Stamped flavour: room from a stamp, not from `head`. Sequence `seq` fits once the
+            // item `capacity` before it has been read; the consumer then marked that item's
+            // slot free for the sequence a lap (`len` slots) later, `seq - capacity + len =
+            // seq + free_gap`. With `capacity == len` (a power of two) that is the slot `seq`
+            // goes into: one line for the check and the write.
+            let probe_seq = seq.wrapping_add(self.free_gap);
+            let probe = shared.cell(probe_seq);
+            if !R::is_free(&probe.stamp, probe_seq) {
+                return Err(TryPushError::Full(value));
+            }
+            if self.free_gap == 0 {
+                probe
+            } else {
+                shared.cell(seq)
+            }
+        } else {
+            if self.tail == self.checkpoint && !self.pass_checkpoint() {
+                // The common case costs one comparison: the cached bound says there is room
+                // and no prefetch is due.
+                return Err(TryPushError::Full(value));
+            }
+            debug_assert!(self.tail != self.limit, "checkpoint invariant");
+            // `&*self.shared` again: `pass_checkpoint` borrowed `self` mutably.
+            self.shared.cell(seq)
+        };
         // `publish(1)` spelled out, so that the slot's address is computed once (the atomic
         // store in between keeps the compiler from reusing it).
         let shared = &*self.shared;
-        let seq = self.tail;
-        let cell = shared.cell(seq);
-        // SAFETY: `tail != limit` (`tail != checkpoint` implies it, see `checkpoint`; after a
-        // reload if needed) means `tail - head < capacity`, so slot `tail` is outside
-        // `head .. tail`: it holds no item and the consumer does not read it until we publish.
+        // SAFETY: `Indexed`: `tail != limit` (`tail != checkpoint` implies it, see
+        // `checkpoint`; after a reload if needed) means `tail - head < capacity`. `Stamped`:
+        // the item of `tail - capacity` has been read (its slot's stamp, Acquire), and so has
+        // every earlier one, so again `tail - head < capacity`. Either way slot `tail` is
+        // outside `head .. tail`: it holds no item and the consumer does not read it until we
+        // publish.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
         self.tail = seq.wrapping_add(1);
         // Release: as in `publish`.
@@ -1157,19 +1203,22 @@ impl<T, R: Readiness> Consumer<T, R> {
     #[inline(always)]
     fn ready_for(&mut self, want: usize) -> usize {
         if R::IN_SLOT {
-            // Stamped flavour: a single item is known from the stamp of the slot we are about to
-            // read (one line, see `Stamped`; `is_marked` pairs with the producer's `mark`), a
-            // batch from `tail` (marked after `tail`, so `tail` never counts fewer). No cache of
-            // `tail`: a single pop would have to keep it in step, for no gain.
-            if want == 1 {
-                return usize::from(R::is_marked(&self.shared.cell(self.head).stamp, self.head));
+            // Stamped flavour: items are known from the stamps of the slots we are about to read
+            // (`is_marked` pairs with the producer's `mark`), never from `tail`: the producer
+            // marks a slot after storing `tail`, and a slot read before its mark lands would
+            // have its free mark (`free_slot`) overwritten by that late full mark. Counting
+            // stops at the first unmarked slot (items are marked in order) and at `want`.
+            let shared = &*self.shared;
+            let most = want.min(shared.capacity);
+            let mut n = 0;
+            while n < most {
+                let seq = self.head.wrapping_add(n);
+                if !R::is_marked(&shared.cell(seq).stamp, seq) {
+                    break;
+                }
+                n += 1;
             }
-            // Acquire: as below.
-            return self
-                .shared
-                .tail
-                .load(Ordering::Acquire)
-                .wrapping_sub(self.head);
+            return n;
         }
         let n = self.cached_tail.wrapping_sub(self.head);
         if n >= want {
@@ -1207,6 +1256,12 @@ impl<T, R: Readiness> Consumer<T, R> {
     /// Publishes `n` consumed slots from `self.head` on, and wakes a parked producer if needed.
     #[inline(always)]
     fn release(&mut self, n: usize) {
+        if R::IN_SLOT {
+            // Stamped flavour: each slot says it is free before `head` does (see `free_slot`).
+            for k in 0..n {
+                self.free_slot(self.head.wrapping_add(k));
+            }
+        }
         self.head = self.head.wrapping_add(n);
         if !R::IN_SLOT {
             // `head` may have passed line starts and the checkpoint: the next single pop
@@ -1218,8 +1273,22 @@ impl<T, R: Readiness> Consumer<T, R> {
         self.publish_head();
     }
 
+    /// `Stamped` flavour: the item of sequence `seq` has been read (moved out or dropped); its
+    /// slot is free for the sequence a lap later, which is how the producer learns of room
+    /// (`try_push_quiet`). Before `head` is published, so that a producer that finds room from
+    /// `head` (batches, the blocking push's threshold) finds the stamps free too.
+    #[inline(always)]
+    fn free_slot(&self, seq: usize) {
+        let shared = &*self.shared;
+        R::mark_free(
+            &shared.cell(seq).stamp,
+            seq.wrapping_add(shared.mask.wrapping_add(1)),
+        );
+    }
+
     /// `release(1)` for a single pop that has just checked `head` against the checkpoint (or
-    /// passed it): `head + 1` is then still at or before the checkpoint.
+    /// passed it): `head + 1` is then still at or before the checkpoint. `Stamped`: the caller
+    /// has freed the slot (`free_slot`).
     #[inline(always)]
     fn release_single(&mut self) {
         self.head = self.head.wrapping_add(1);
@@ -1279,6 +1348,7 @@ impl<T, R: Readiness> Consumer<T, R> {
                 // Release in `mark`), so the slot holds item `seq`, initialised, which the
                 // producer will not touch until we publish a larger head.
                 let value = cell.value.with(|p| unsafe { (*p).assume_init_read() });
+                R::mark_free(&cell.stamp, seq.wrapping_add(shared.mask.wrapping_add(1)));
                 self.release_single();
                 return Ok(value);
             }
@@ -1291,6 +1361,9 @@ impl<T, R: Readiness> Consumer<T, R> {
             "checkpoint invariant"
         );
         let value = self.take_front();
+        if R::IN_SLOT {
+            self.free_slot(self.head);
+        }
         self.release_single();
         Ok(value)
     }
@@ -1783,6 +1856,7 @@ mod tests {
         model_check_against_vecdeque_near_usize_max,
         zero_sized_items_across_counter_wrap_around,
         threads_mix_single_and_batch_pops,
+        threads_mix_single_and_batch_pushes,
         consumer_never_sees_popped_ahead_of_pushed,
         threads_move_items_in_order_with_and_without_write_prefetch,
     );
@@ -2453,6 +2527,48 @@ mod tests {
             }
             t.join().unwrap();
             assert_eq!(next, n, "cap {cap}");
+        }
+    }
+
+    /// Across threads, the producer switches between single `try_push`es and batch pushes
+    /// (`push_slice`) while the consumer spins on single pops. In the `Stamped` flavour a single
+    /// push learns of room from a stamp, which the consumer marks free before it publishes
+    /// `head`, so the producer may run one pop ahead of `head + capacity`; the batch push that
+    /// follows must see no room by `head` then, not a wrapped difference (which once let it
+    /// overwrite items). Every item arrives once, in order, and the ring never holds more than
+    /// its capacity by the consumer's count.
+    fn threads_mix_single_and_batch_pushes<R: Readiness>() {
+        let n: u64 = if cfg!(miri) { 100 } else { 100_000 };
+        for cap in [1usize, 3, 8] {
+            let (mut tx, mut rx) = ring_at::<u64, R>(cap, usize::MAX - 2);
+            let t = std::thread::spawn(move || {
+                let mut i = 0;
+                while i < n {
+                    if i % 3 == 0 {
+                        let batch = [i, i + 1, i + 2];
+                        i += tx.push_slice(&batch[..(n - i).min(3) as usize]) as u64;
+                    }
+                    if i < n && tx.try_push(i).is_ok() {
+                        i += 1;
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+            let mut next = 0;
+            while next < n {
+                match rx.try_pop() {
+                    Ok(v) => {
+                        assert_eq!(v, next, "cap {cap}");
+                        next += 1;
+                        let m = rx.metrics();
+                        assert!(m.pushed - m.popped <= cap as u64, "cap {cap}: {m:?}");
+                    }
+                    Err(TryPopError::Empty) => std::hint::spin_loop(),
+                    Err(TryPopError::Disconnected) => panic!("cap {cap}: gone after {next}"),
+                }
+            }
+            t.join().unwrap();
+            assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected), "cap {cap}");
         }
     }
 

@@ -3,8 +3,21 @@
 //! wake-up (both directions), and exactly-once drops of items left in the ring.
 //!
 //! The models run on the default `Indexed` flavour; the `stamped_*` models run the ones where
-//! the `Stamped` flavour's readiness check differs (a single pop polls the slot's stamp instead
-//! of `tail`) on that flavour, plus one where a single pop (stamp) races batch pops (`tail`).
+//! the `Stamped` flavour differs (pops poll the slots' stamps instead of `tail`, a single push
+//! polls a stamp instead of `head`) on that flavour, plus models of its own: a single pop
+//! racing batch pops, single pushes running ahead of `head` before a batch push, and a
+//! capacity below the slot count.
+//!
+//! **Loom's reduction and the stamps.** Loom 0.7 prunes interleavings by keeping, per atomic,
+//! the last access that a store must be checked against (`rt/atomic.rs`,
+//! `last_dependent_access`). In the `Stamped` flavour each side loads a stamp and then stores
+//! to it, so its own load hides the other side's earlier load of that stamp, and a two-thread
+//! `try_push`/`try_pop` model explores only an interleaving or two. The `Stamped` try-only
+//! models therefore `yield_now` between calls, which makes loom switch threads there: the
+//! model of single pushes ahead of `head` went from 1 interleaving to 19, and then caught the
+//! bug it was written for (a wrapped room count, put back on purpose). Reading the stamps with
+//! a read-modify-write under loom instead was tried and dropped: it made loom report
+//! deadlocks in the parking models even for the earlier protocol, which had passed them.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --test
 //! loom_spsc -- --nocapture`. The preemption bound is 4 (bound 4 found a lost wake-up that bound 3 missed, see
@@ -102,10 +115,12 @@ fn try_push_try_pop_race_on<R: Readiness>() {
     tx.try_push(0).unwrap();
     let producer = thread::spawn(move || {
         let ok1 = tx.try_push(1).is_ok();
+        thread::yield_now(); // see the module doc: loom's reduction and the stamps
         let ok2 = tx.try_push(2).is_ok();
         (tx, ok1, ok2)
     });
     let first = rx.try_pop();
+    thread::yield_now();
     let second = rx.try_pop();
     let (mut tx, ok1, ok2) = producer.join().unwrap();
     assert!(ok1, "one slot was always free for item 1");
@@ -169,8 +184,10 @@ fn batch_pop_and_push_slice() {
     );
 }
 
-/// `Stamped`: the batches load `tail`; a batch waiting for its first item polls the front
-/// slot's stamp (`wait_ready` re-checks for one item).
+/// `Stamped`: the batches count their items by the stamps, and free each slot by its stamp
+/// before `head`; a batch waiting for its first item polls the front slot's stamp
+/// (`wait_ready` re-checks for one item). Counting by `tail` instead (which the producer
+/// stores before the stamps) deadlocks here: a late "holds item" stamp overwrites the free mark.
 #[test]
 fn stamped_batch_pop_and_push_slice() {
     model(
@@ -215,6 +232,7 @@ fn stamped_capacity_one_try_race() {
                 if tx.try_push(i).is_ok() {
                     accepted.push(i);
                 }
+                thread::yield_now(); // see the module doc: loom's reduction and the stamps
             }
             (tx, accepted)
         });
@@ -223,6 +241,7 @@ fn stamped_capacity_one_try_race() {
             if let Ok(v) = rx.try_pop() {
                 seen.push(v);
             }
+            thread::yield_now();
         }
         let (tx, accepted) = producer.join().unwrap();
         assert!(!accepted.is_empty() && accepted[0] == 0, "{accepted:?}");
@@ -232,6 +251,86 @@ fn stamped_capacity_one_try_race() {
         assert_eq!(seen, accepted);
         let m = rx.metrics();
         assert_eq!((m.pushed, m.popped), (seen.len() as u64, seen.len() as u64));
+        drop(tx);
+    });
+}
+
+/// `Stamped` room: a single push learns of a free slot from its stamp, which the consumer
+/// marks before it publishes `head`, so single pushes may run one release ahead of `head`;
+/// the batch push that follows must then see no room by `head` rather than a wrapped
+/// difference, and the batch pops count items by their stamps (never by `tail`, which the
+/// producer stores before marking). Capacity 1 across the counters' wrap-around: every item
+/// reuses the one slot. Whatever the interleaving, the accepted items arrive in order, once.
+#[test]
+fn stamped_single_and_batch_room() {
+    model("stamped_single_and_batch_room", || {
+        let (mut tx, mut rx) = Builder::new(1)
+            .start_sequence(usize::MAX - 1)
+            .build_stamped::<usize>()
+            .unwrap();
+        let producer = thread::spawn(move || {
+            let mut accepted = Vec::new();
+            for i in 0..2 {
+                if tx.try_push(i).is_ok() {
+                    accepted.push(i);
+                }
+                thread::yield_now(); // see the module doc: loom's reduction and the stamps
+            }
+            let next = accepted.len();
+            let n = tx.push_slice(&[next, next + 1]);
+            accepted.extend(next..next + n);
+            thread::yield_now();
+            let next = accepted.len();
+            if tx.try_push(next).is_ok() {
+                accepted.push(next);
+            }
+            (tx, accepted)
+        });
+        let mut seen = Vec::new();
+        if let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        thread::yield_now();
+        let _ = rx.try_pop_batch(&mut seen, 2);
+        let (tx, accepted) = producer.join().unwrap();
+        while rx.try_pop_batch(&mut seen, 2).is_ok() {}
+        assert_eq!(seen, accepted);
+        assert!(rx.is_empty());
+        drop(tx);
+    });
+}
+
+/// `Stamped` with a capacity below the slot count (3 items, 4 slots): a push checks the stamp
+/// of the slot the item `capacity` before it used, not the slot it writes, so the ring never
+/// holds a fourth item, and the pops see the accepted items in order, once.
+#[test]
+fn stamped_capacity_below_slot_count() {
+    model("stamped_capacity_below_slot_count", || {
+        let (mut tx, mut rx) = Builder::new(3).build_stamped::<usize>().unwrap();
+        let producer = thread::spawn(move || {
+            let mut accepted = Vec::new();
+            for i in 0..5 {
+                if tx.try_push(i).is_ok() {
+                    accepted.push(i);
+                }
+                thread::yield_now();
+            }
+            (tx, accepted)
+        });
+        let mut seen = Vec::new();
+        if let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        let (tx, accepted) = producer.join().unwrap();
+        // Without the pop above, the fourth and fifth pushes had no room.
+        assert!(
+            accepted.len() >= 3 && accepted.len() <= 3 + seen.len(),
+            "{accepted:?}"
+        );
+        while let Ok(v) = rx.try_pop() {
+            seen.push(v);
+        }
+        assert_eq!(seen, accepted);
         drop(tx);
     });
 }
@@ -491,8 +590,8 @@ fn stamped_items_left_are_dropped_once() {
 }
 
 /// `Stamped`: a single pop (which learns of one item from the slot's stamp) racing batch pops
-/// (which load `tail`) while the producer publishes one item, then a batch of two whose stamps
-/// are written one by one after `tail`. Whatever the interleaving: items come out in order,
+/// (which count the stamps) while the producer publishes one item, then a batch of two whose
+/// stamps are written one by one after `tail`. Whatever the interleaving: items come out in order,
 /// exactly once, and the consumer's own view of the counters never shows more popped than
 /// pushed (the producer stores `tail` before the stamps for that reason), nor more in the ring
 /// than the capacity.

@@ -1,14 +1,17 @@
-//! The two flavours of the SPSC ring: how the consumer learns that an item is ready.
+//! The two flavours of the SPSC ring: how the consumer learns that an item is ready, and the
+//! producer that a slot is free.
 //!
 //! - [`Indexed`] (the default): the producer's `tail` counter says how many items are ready.
 //!   Slots hold bare items, so ready items form at most two contiguous runs of `T`, which is
 //!   what [`Consumer::read_chunk`](super::Consumer::read_chunk) hands out as slices. A single
 //!   item crosses between the cores as two cache lines: the `tail` line and the slot's line.
-//! - [`Stamped`]: each slot also carries a stamp that the producer writes after the item. A
-//!   single pop polls the slot it is about to read, so an item crosses as one line (the slot's),
-//!   the `tail` line stays in the producer's cache, and a ping-pong hop costs what a raw atomic
-//!   hand-off costs. Slots are interleaved `(item, stamp)` pairs, so there is no zero-copy chunk
-//!   API; batch pops copy out (one `head` publication per batch, as in [`Indexed`]).
+//! - [`Stamped`]: each slot also carries a stamp that the producer writes after the item ("holds
+//!   item `s`") and the consumer after reading it ("free for `s + len`", the next lap). Pops poll
+//!   the slots they are about to read and a single push the slot it is about to write, so an
+//!   item crosses as one line (the slot's), the counters' lines stay with their writers, and a
+//!   ping-pong hop costs what a raw atomic hand-off costs. Slots are interleaved `(item, stamp)`
+//!   pairs, so there is no zero-copy chunk API; batch pops copy out (one `head` publication
+//!   per batch, as in [`Indexed`]).
 //!
 //! The flavour is a type parameter, so each ring's hot path is compiled for its own flavour
 //! (no run-time branch); the trait is sealed.
@@ -48,23 +51,32 @@ pub(crate) mod sealed {
         /// Consumer: `true` if the item of sequence `seq` has been marked. When `true`, every
         /// write the producer made before marking is visible to the caller.
         fn is_marked(stamp: &Self::Stamp, seq: usize) -> bool;
+        /// Consumer: the item this slot held is read (moved out or dropped); the slot is free
+        /// for sequence `next`, the one a lap (`len` slots) later.
+        fn mark_free(stamp: &Self::Stamp, next: usize);
+        /// Producer: `true` if the slot has been marked free for sequence `seq`. When `true`,
+        /// every read the consumer made of the slot before marking it happened before.
+        fn is_free(stamp: &Self::Stamp, seq: usize) -> bool;
     }
 }
 
 /// The flavour of an SPSC ring (a type parameter of [`Producer`](super::Producer) and
-/// [`Consumer`](super::Consumer)): how the consumer learns that an item is ready. Sealed.
+/// [`Consumer`](super::Consumer)): how the consumer learns that an item is ready and the
+/// producer that a slot is free. Sealed.
 ///
 /// - [`Indexed`] (the default): the producer's `tail` counter says how many items are ready.
 ///   Slots hold bare items, so ready items lie in at most two contiguous runs of `T`, which
 ///   [`read_chunk`](super::Consumer::read_chunk) hands out as slices and batch calls copy with
 ///   `memcpy`. A single item crosses between the cores as two cache lines (`tail`'s and the
-///   slot's), but a `u64` takes 8 bytes instead of 16: best for batches and for single-item
-///   throughput.
-/// - [`Stamped`]: each slot also carries a stamp that the producer writes after the item. A
-///   single pop polls the slot it is about to read, so an item crosses as one line and a
-///   ping-pong hop costs about what a raw atomic hand-off costs: best for single-item
-///   latency. No `read_chunk`; batch calls move item by item (one `head` publication per batch
-///   still), and each slot is a `usize` larger.
+///   slot's), but a `u64` takes 8 bytes instead of 16: best for batches.
+/// - [`Stamped`]: each slot also carries a stamp, written by the producer after the item and
+///   by the consumer after reading it. Pops poll the slot they are about to read and a single
+///   push the slot it is about to write, so an item crosses as one line and a ping-pong hop
+///   costs about what a raw atomic hand-off costs: best for single-item latency, and for
+///   single-item throughput wherever moving a cache line between the cores is slow (most runs
+///   of docs/benchmarks.md; where it is fast, [`Indexed`] was level or ahead). No
+///   `read_chunk`; batch calls move item by item (one `head` publication per batch still), and
+///   each slot is a `usize` larger.
 ///
 /// docs/benchmarks.md has the measurements behind this advice.
 pub trait Readiness: sealed::Flavour {}
@@ -74,8 +86,8 @@ pub trait Readiness: sealed::Flavour {}
 #[derive(Debug)]
 pub enum Indexed {}
 
-/// The low-latency flavour: readiness stamped in each slot; one cache line per item crossing,
-/// no `read_chunk`. Built with [`Builder::build_stamped`](super::Builder::build_stamped).
+/// The low-latency flavour: readiness and room stamped in each slot; one cache line per item
+/// crossing, no `read_chunk`. Built with [`Builder::build_stamped`](super::Builder::build_stamped).
 #[derive(Debug)]
 pub enum Stamped {}
 
@@ -101,21 +113,47 @@ impl sealed::Flavour for Indexed {
         // Never asked: `IN_SLOT` is false, so the consumer reads `tail` instead.
         false
     }
+
+    #[inline(always)]
+    fn mark_free(_: &(), _: usize) {}
+
+    #[inline(always)]
+    fn is_free(_: &(), _: usize) -> bool {
+        // Never asked: `IN_SLOT` is false, so the producer reads `head` instead.
+        false
+    }
 }
 
-/// A [`Stamped`] slot's stamp holds the sequence number of the last item written into it, plus
-/// one. A slot is allocated with stamp `start`, which no sequence of the first lap (`start ..
-/// start + len`) plus one equals; afterwards sequence `s` finds the stamp `s - len + 1` of the
-/// lap before, never `s + 1`, until the producer marks it (sequence numbers wrap around
-/// `usize::MAX`; equality is all that is compared).
+/// A [`Stamped`] stamp meaning "free for sequence `seq`": even.
+#[inline(always)]
+const fn free(seq: usize) -> usize {
+    seq.wrapping_mul(2)
+}
+
+/// A [`Stamped`] stamp meaning "holds item `seq`": odd.
+#[inline(always)]
+const fn full(seq: usize) -> usize {
+    seq.wrapping_mul(2).wrapping_add(1)
+}
+
+/// A [`Stamped`] slot's stamp says, of one sequence number `s`, either "free for `s`" (`2s`,
+/// written by the consumer when it has read the item of `s - len`, the slot's previous
+/// occupant) or "holds item `s`" (`2s + 1`, written by the producer after the item): the
+/// consumer learns of an item and the producer of a free slot from the slot itself, neither
+/// from the other side's counter. A slot is allocated free for its sequence of the first lap
+/// (`start .. start + len`). Sequence numbers wrap around `usize::MAX` and the doubling drops
+/// their top bit; equality is all that is compared, and the sequences one slot ever holds in
+/// the lifetime of a comparison are a few laps apart, never a multiple of `2^63` apart.
 impl sealed::Flavour for Stamped {
     type Stamp = AtomicUsize;
     const IN_SLOT: bool = true;
 
     fn alloc<T>(len: usize, start: usize) -> Result<SlotArray<Cell<T, AtomicUsize>>, AllocFailed> {
-        SlotArray::try_new(len, |_| Cell {
+        // `len` is a power of two: slot `i` holds the sequences `s` with `s & (len - 1) == i`,
+        // the first of them from `start` on being `start + ((i - start) & (len - 1))`.
+        SlotArray::try_new(len, |i| Cell {
             value: Slot::new(std::mem::MaybeUninit::uninit()),
-            stamp: AtomicUsize::new(start),
+            stamp: AtomicUsize::new(free(start.wrapping_add(i.wrapping_sub(start) & (len - 1)))),
         })
     }
 
@@ -123,12 +161,25 @@ impl sealed::Flavour for Stamped {
     fn mark(stamp: &AtomicUsize, seq: usize) {
         // Release: pairs with the Acquire load in `is_marked`; the item written into the slot
         // (and everything the producer did before) is visible to a consumer that sees the stamp.
-        stamp.store(seq.wrapping_add(1), Ordering::Release);
+        stamp.store(full(seq), Ordering::Release);
     }
 
     #[inline(always)]
     fn is_marked(stamp: &AtomicUsize, seq: usize) -> bool {
         // Acquire: pairs with the Release store in `mark`.
-        stamp.load(Ordering::Acquire) == seq.wrapping_add(1)
+        stamp.load(Ordering::Acquire) == full(seq)
+    }
+
+    #[inline(always)]
+    fn mark_free(stamp: &AtomicUsize, next: usize) {
+        // Release: pairs with the Acquire load in `is_free`; the consumer's read of the item
+        // (and everything it did before) happens before the producer overwrites the slot.
+        stamp.store(free(next), Ordering::Release);
+    }
+
+    #[inline(always)]
+    fn is_free(stamp: &AtomicUsize, seq: usize) -> bool {
+        // Acquire: pairs with the Release store in `mark_free`.
+        stamp.load(Ordering::Acquire) == free(seq)
     }
 }
