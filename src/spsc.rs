@@ -830,23 +830,19 @@ impl<T, R: Readiness> Producer<T, R> {
             return Err(TryPushError::Disconnected(value));
         }
         let seq = self.tail;
-        let shared = &*self.shared;
         let cell = if R::IN_SLOT {
             // Stamped flavour: room from a stamp, not from `head`. Sequence `seq` fits once the
-            // item `capacity` before it has been read; the consumer then marked that item's
+            // item `capacity` before it has been read; a single pop then marked that item's
             // slot free for the sequence a lap (`len` slots) later, `seq - capacity + len =
             // seq + free_gap`. With `capacity == len` (a power of two) that is the slot `seq`
-            // goes into: one line for the check and the write.
+            // goes into: one line for the check and the write. Batch pops mark nothing (see
+            // `Consumer::release`): without the mark, room comes from `head`, as in `Indexed`.
             let probe_seq = seq.wrapping_add(self.free_gap);
-            let probe = shared.cell(probe_seq);
-            if !R::is_free(&probe.stamp, probe_seq) {
+            let marked_free = R::is_free(&self.shared.cell(probe_seq).stamp, probe_seq);
+            if !marked_free && self.room_for(1) == 0 {
                 return Err(TryPushError::Full(value));
             }
-            if self.free_gap == 0 {
-                probe
-            } else {
-                shared.cell(seq)
-            }
+            self.shared.cell(seq)
         } else {
             if self.tail == self.checkpoint && !self.pass_checkpoint() {
                 // The common case costs one comparison: the cached bound says there is room
@@ -854,7 +850,6 @@ impl<T, R: Readiness> Producer<T, R> {
                 return Err(TryPushError::Full(value));
             }
             debug_assert!(self.tail != self.limit, "checkpoint invariant");
-            // `&*self.shared` again: `pass_checkpoint` borrowed `self` mutably.
             self.shared.cell(seq)
         };
         // `publish(1)` spelled out, so that the slot's address is computed once (the atomic
@@ -862,8 +857,8 @@ impl<T, R: Readiness> Producer<T, R> {
         let shared = &*self.shared;
         // SAFETY: `Indexed`: `tail != limit` (`tail != checkpoint` implies it, see
         // `checkpoint`; after a reload if needed) means `tail - head < capacity`. `Stamped`:
-        // the item of `tail - capacity` has been read (its slot's stamp, Acquire), and so has
-        // every earlier one, so again `tail - head < capacity`. Either way slot `tail` is
+        // the item of `tail - capacity` has been read (its slot's stamp, or `head`, Acquire),
+        // and so has every earlier one, so again `tail - head < capacity`. Either way slot `tail` is
         // outside `head .. tail`: it holds no item and the consumer does not read it until we
         // publish.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
@@ -1204,21 +1199,35 @@ impl<T, R: Readiness> Consumer<T, R> {
     fn ready_for(&mut self, want: usize) -> usize {
         if R::IN_SLOT {
             // Stamped flavour: items are known from the stamps of the slots we are about to read
-            // (`is_marked` pairs with the producer's `mark`), never from `tail`: the producer
-            // marks a slot after storing `tail`, and a slot read before its mark lands would
-            // have its free mark (`free_slot`) overwritten by that late full mark. Counting
-            // stops at the first unmarked slot (items are marked in order) and at `want`.
+            // (`is_marked` pairs with the producer's `mark`), never from `tail` alone: the
+            // producer marks a slot after storing `tail`, and a slot read before its mark lands
+            // would have its free mark (`free_slot`) overwritten by that late full mark.
             let shared = &*self.shared;
-            let most = want.min(shared.capacity);
-            let mut n = 0;
-            while n < most {
-                let seq = self.head.wrapping_add(n);
+            if want == 1 {
+                return usize::from(R::is_marked(&shared.cell(self.head).stamp, self.head));
+            }
+            // A batch: `tail` (Acquire, pairs with the producer's Release store) says how many
+            // are published; the producer marks them in order, each with Release, so if the last
+            // of them is marked (Acquire) so are all before it. One stamp load per batch.
+            let published = shared.tail.load(Ordering::Acquire).wrapping_sub(self.head);
+            let n = published.min(want).min(shared.capacity);
+            if n == 0 {
+                return 0;
+            }
+            let last = self.head.wrapping_add(n - 1);
+            if R::is_marked(&shared.cell(last).stamp, last) {
+                return n;
+            }
+            // The last mark lags `tail`: count the marked ones, stopping at the first that is not.
+            let mut marked = 0;
+            while marked < n {
+                let seq = self.head.wrapping_add(marked);
                 if !R::is_marked(&shared.cell(seq).stamp, seq) {
                     break;
                 }
-                n += 1;
+                marked += 1;
             }
-            return n;
+            return marked;
         }
         let n = self.cached_tail.wrapping_sub(self.head);
         if n >= want {
@@ -1256,12 +1265,8 @@ impl<T, R: Readiness> Consumer<T, R> {
     /// Publishes `n` consumed slots from `self.head` on, and wakes a parked producer if needed.
     #[inline(always)]
     fn release(&mut self, n: usize) {
-        if R::IN_SLOT {
-            // Stamped flavour: each slot says it is free before `head` does (see `free_slot`).
-            for k in 0..n {
-                self.free_slot(self.head.wrapping_add(k));
-            }
-        }
+        // `Stamped`: a batch marks no slot free (a store per slot cost its batches a third of
+        // their throughput); the producer's single pushes fall back to `head` for these slots.
         self.head = self.head.wrapping_add(n);
         if !R::IN_SLOT {
             // `head` may have passed line starts and the checkpoint: the next single pop
@@ -1273,10 +1278,10 @@ impl<T, R: Readiness> Consumer<T, R> {
         self.publish_head();
     }
 
-    /// `Stamped` flavour: the item of sequence `seq` has been read (moved out or dropped); its
-    /// slot is free for the sequence a lap later, which is how the producer learns of room
-    /// (`try_push_quiet`). Before `head` is published, so that a producer that finds room from
-    /// `head` (batches, the blocking push's threshold) finds the stamps free too.
+    /// `Stamped` flavour, single pops: the item of sequence `seq` has been read (moved out or
+    /// dropped); its slot is free for the sequence a lap later, which is how a single push
+    /// learns of room (`try_push_quiet`). Before `head` is published: a push that found room by
+    /// `head` writes the slot and marks it "holds", which a late free mark would overwrite.
     #[inline(always)]
     fn free_slot(&self, seq: usize) {
         let shared = &*self.shared;
