@@ -1198,36 +1198,17 @@ impl<T, R: Readiness> Consumer<T, R> {
     #[inline(always)]
     fn ready_for(&mut self, want: usize) -> usize {
         if R::IN_SLOT {
-            // Stamped flavour: items are known from the stamps of the slots we are about to read
-            // (`is_marked` pairs with the producer's `mark`), never from `tail` alone: the
-            // producer marks a slot after storing `tail`, and a slot read before its mark lands
-            // would have its free mark (`free_slot`) overwritten by that late full mark.
+            // Stamped flavour: a single item is known from the stamp of the slot we are about
+            // to read (one line, see `Stamped`; `is_marked` pairs with the producer's `mark`), a
+            // batch from `tail` (marked after `tail`, so `tail` never counts fewer; a batch pop
+            // writes no stamp, so reading an item before its mark lands is harmless). No cache
+            // of `tail`: a single pop would have to keep it in step, for no gain.
             let shared = &*self.shared;
             if want == 1 {
                 return usize::from(R::is_marked(&shared.cell(self.head).stamp, self.head));
             }
-            // A batch: `tail` (Acquire, pairs with the producer's Release store) says how many
-            // are published; the producer marks them in order, each with Release, so if the last
-            // of them is marked (Acquire) so are all before it. One stamp load per batch.
-            let published = shared.tail.load(Ordering::Acquire).wrapping_sub(self.head);
-            let n = published.min(want).min(shared.capacity);
-            if n == 0 {
-                return 0;
-            }
-            let last = self.head.wrapping_add(n - 1);
-            if R::is_marked(&shared.cell(last).stamp, last) {
-                return n;
-            }
-            // The last mark lags `tail`: count the marked ones, stopping at the first that is not.
-            let mut marked = 0;
-            while marked < n {
-                let seq = self.head.wrapping_add(marked);
-                if !R::is_marked(&shared.cell(seq).stamp, seq) {
-                    break;
-                }
-                marked += 1;
-            }
-            return marked;
+            // Acquire: as below.
+            return shared.tail.load(Ordering::Acquire).wrapping_sub(self.head);
         }
         let n = self.cached_tail.wrapping_sub(self.head);
         if n >= want {
