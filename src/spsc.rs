@@ -275,8 +275,8 @@ impl Builder {
     }
 
     /// Builds a [`Stamped`] ring: readiness and room are stamped in each slot, so a single item
-    /// crosses between the cores as one cache line instead of two (lower round-trip latency,
-    /// and on most hosts more single-item throughput), at the price of `read_chunk` (batch pops
+    /// crosses between the cores as one cache line instead of two (lower round-trip latency),
+    /// at the price of `read_chunk` (batch pops
     /// copy out) and one `usize` per slot, which makes its batches slower than the default's.
     /// Same API and guarantees otherwise. See [`Readiness`] for which to pick.
     ///

@@ -72,9 +72,8 @@ pub(crate) mod sealed {
 /// - [`Stamped`]: each slot also carries a stamp, written by the producer after the item and
 ///   by the consumer after reading it. Pops poll the slot they are about to read and a single
 ///   push the slot it is about to write, so an item crosses as one line and a ping-pong hop
-///   costs about what a raw atomic hand-off costs: best for single-item latency, and for
-///   single-item throughput wherever moving a cache line between the cores is slow (most runs
-///   of docs/benchmarks.md; where it is fast, [`Indexed`] was level or ahead). No
+///   costs about what a raw atomic hand-off costs: best for single-item latency. Its
+///   single-item throughput depends on the host (docs/benchmarks.md, eleventh session). No
 ///   `read_chunk`; batch calls move item by item (one `head` publication per batch still), and
 ///   each slot is a `usize` larger.
 ///
