@@ -315,6 +315,7 @@ impl Builder {
             consumer_event: CachePadded::new(Event::new()),
             producer_stats: CachePadded::new(SideStats::default()),
             consumer_stats: CachePadded::new(SideStats::default()),
+            batch_head: CachePadded::new(AtomicUsize::new(self.start)),
             buffer: R::alloc(slots, self.start).map_err(|e| e.for_capacity(capacity))?,
             mask: slots - 1,
             capacity,
@@ -375,6 +376,11 @@ struct Shared<T, R: Readiness> {
     consumer_event: CachePadded<Event>,
     producer_stats: CachePadded<SideStats>,
     consumer_stats: CachePadded<SideStats>,
+    /// `Stamped` only: `head` as of the consumer's last batch release (batch pops mark no slot
+    /// free). A single push whose slot is not marked free asks this, not `head`: `head` is
+    /// stored by every pop, so a producer that read it on each attempt at a full ring would
+    /// pull its line away from the consumer once per pop; this line changes once per batch.
+    batch_head: CachePadded<AtomicUsize>,
     buffer: SlotArray<Cell<T, R::Stamp>>,
     mask: usize,
     capacity: usize,
@@ -705,6 +711,20 @@ impl<T, R: Readiness> Producer<T, R> {
         true
     }
 
+    /// `Stamped` flavour, a single push of sequence `seq` whose probed slot is not marked free:
+    /// whether a batch pop has read the item `capacity` before `seq` (batch pops mark no slot
+    /// free, see `Consumer::release`).
+    #[inline(always)]
+    fn freed_by_batch(&self, seq: usize) -> bool {
+        let shared = &*self.shared;
+        // Acquire: pairs with the consumer's Release store of `batch_head` in `release`, which
+        // follows its reads of the items the batch took; they happen before our overwrite.
+        let batch_head = shared.batch_head.load(Ordering::Acquire);
+        // The item `seq - capacity` was read iff `batch_head` is past it (wrapping; the
+        // distance is at most a lap plus the counters' lead, far below `isize::MAX`).
+        (batch_head.wrapping_sub(seq.wrapping_sub(shared.capacity)) as isize) > 0
+    }
+
     #[inline(always)]
     fn consumer_gone(&self) -> bool {
         // Relaxed: the flag carries no data; a push racing the consumer's drop may land in the
@@ -836,13 +856,13 @@ impl<T, R: Readiness> Producer<T, R> {
             // slot free for the sequence a lap (`len` slots) later, `seq - capacity + len =
             // seq + free_gap`. With `capacity == len` (a power of two) that is the slot `seq`
             // goes into: one line for the check and the write. Batch pops mark nothing (see
-            // `Consumer::release`): without the mark, room comes from `head`, as in `Indexed`.
+            // `Consumer::release`): without the mark, room comes from `batch_head`.
+            let shared = &*self.shared;
             let probe_seq = seq.wrapping_add(self.free_gap);
-            let marked_free = R::is_free(&self.shared.cell(probe_seq).stamp, probe_seq);
-            if !marked_free && self.room_for(1) == 0 {
+            if !R::is_free(&shared.cell(probe_seq).stamp, probe_seq) && !self.freed_by_batch(seq) {
                 return Err(TryPushError::Full(value));
             }
-            self.shared.cell(seq)
+            shared.cell(seq)
         } else {
             if self.tail == self.checkpoint && !self.pass_checkpoint() {
                 // The common case costs one comparison: the cached bound says there is room
@@ -857,10 +877,10 @@ impl<T, R: Readiness> Producer<T, R> {
         let shared = &*self.shared;
         // SAFETY: `Indexed`: `tail != limit` (`tail != checkpoint` implies it, see
         // `checkpoint`; after a reload if needed) means `tail - head < capacity`. `Stamped`:
-        // the item of `tail - capacity` has been read (its slot's stamp, or `head`, Acquire),
-        // and so has every earlier one, so again `tail - head < capacity`. Either way slot `tail` is
-        // outside `head .. tail`: it holds no item and the consumer does not read it until we
-        // publish.
+        // the item of `tail - capacity` has been read (its slot's free mark, or `batch_head`,
+        // Acquire), and so has every earlier one, so again `tail - head < capacity` (`head` the
+        // consumer's own, perhaps not yet published). Either way slot `tail` is outside `head ..
+        // tail`: it holds no item and the consumer does not read it until we publish.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
         self.tail = seq.wrapping_add(1);
         // Release: as in `publish`.
@@ -1247,9 +1267,15 @@ impl<T, R: Readiness> Consumer<T, R> {
     #[inline(always)]
     fn release(&mut self, n: usize) {
         // `Stamped`: a batch marks no slot free (a store per slot cost its batches a third of
-        // their throughput); the producer's single pushes fall back to `head` for these slots.
+        // their throughput); it publishes `batch_head` instead, which the producer's single
+        // pushes ask for slots not marked free (`Producer::freed_by_batch`).
         self.head = self.head.wrapping_add(n);
-        if !R::IN_SLOT {
+        if R::IN_SLOT {
+            // Release: pairs with the producer's Acquire load in `freed_by_batch`; our reads of
+            // the batch's items happen before it overwrites their slots. Before `head` and the
+            // wake-up check in `publish_head`, as the single pops' free marks.
+            self.shared.batch_head.store(self.head, Ordering::Release);
+        } else {
             // `head` may have passed line starts and the checkpoint: the next single pop
             // prefetches from the next line start on, and computes its checkpoint in
             // `pass_checkpoint` (see `checkpoint`).
