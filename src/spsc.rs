@@ -404,6 +404,59 @@ unsafe impl<T: Send, R: Readiness> Send for Shared<T, R> {}
 unsafe impl<T: Send, R: Readiness> Sync for Shared<T, R> {}
 
 impl<T, R: Readiness> Shared<T, R> {
+    // The cold paths of the handles' hot calls take what they need as arguments, not the
+    // handle: a handle whose address reached a call that was not inlined would have to live in
+    // memory, and the wake-up check's compiler fence would then make every push or pop load
+    // and store its counters there instead of keeping them in registers.
+
+    /// The producer published up to `tail` and saw the consumer parked.
+    #[cold]
+    #[inline(never)]
+    fn wake_consumer(&self, tail: usize) {
+        if self.consumer_threshold > 1 {
+            // Relaxed: only decides whether to wake; the consumer re-checks under Acquire.
+            let depth = tail.wrapping_sub(self.head.load(Ordering::Relaxed));
+            if depth < self.consumer_threshold {
+                return;
+            }
+        }
+        if self.consumer_event.wake_sole_waiter() {
+            SideStats::add_sole(&self.producer_stats.wakes_sent, 1);
+        }
+    }
+
+    /// The consumer published `head` and saw the producer parked.
+    #[cold]
+    #[inline(never)]
+    fn wake_producer(&self, head: usize) {
+        // Relaxed: only decides whether to wake; the producer re-checks under Acquire.
+        let used = self.tail.load(Ordering::Relaxed).wrapping_sub(head);
+        if self.capacity.saturating_sub(used) < self.producer_threshold {
+            return;
+        }
+        if self.producer_event.wake_sole_waiter() {
+            SideStats::add_sole(&self.consumer_stats.wakes_sent, 1);
+        }
+    }
+
+    /// Counts a `try_push` refused for want of room.
+    #[cold]
+    fn count_refusal(&self, e: TryPushError<T>) -> TryPushError<T> {
+        if e.is_full() {
+            SideStats::add_sole(&self.producer_stats.contended, 1);
+        }
+        e
+    }
+
+    /// Counts a `try_pop` that found the ring empty.
+    #[cold]
+    fn count_empty(&self, e: TryPopError) -> TryPopError {
+        if e == TryPopError::Empty {
+            SideStats::add_sole(&self.consumer_stats.contended, 1);
+        }
+        e
+    }
+
     /// The slot (item and stamp) of sequence number `seq`.
     #[inline(always)]
     fn cell(&self, seq: usize) -> &Cell<T, R::Stamp> {
@@ -671,9 +724,10 @@ impl<T, R: Readiness> Producer<T, R> {
         let head = self.shared.head.load(Ordering::Acquire);
         self.limit = head.wrapping_add(self.shared.capacity);
         let room = self.limit.wrapping_sub(self.tail);
-        // `Stamped`: the consumer marks slots free before it publishes `head` (`free_slot`),
-        // so single pushes, which go by the stamps, may run up to one release ahead of
-        // `head + capacity`; the difference then wraps. No room by `head`, then.
+        // `Stamped`: the consumer marks slots free before it publishes `head`
+        // (`Consumer::try_pop_stamped`), so single pushes, which go by the stamps, may run up to
+        // one release ahead of `head + capacity`; the difference then wraps. No room by `head`,
+        // then.
         if R::IN_SLOT && room > self.shared.capacity {
             return 0;
         }
@@ -823,70 +877,79 @@ impl<T, R: Readiness> Producer<T, R> {
         let shared = &*self.shared; // see `publish`
         light_barrier();
         if shared.consumer_event.has_waiters() {
-            self.wake_consumer();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn wake_consumer(&self) {
-        let shared = &*self.shared;
-        if shared.consumer_threshold > 1 {
-            // Relaxed: only decides whether to wake; the consumer re-checks under Acquire.
-            let depth = self.tail.wrapping_sub(shared.head.load(Ordering::Relaxed));
-            if depth < shared.consumer_threshold {
-                return;
-            }
-        }
-        if shared.consumer_event.wake_sole_waiter() {
-            SideStats::add_sole(&shared.producer_stats.wakes_sent, 1);
+            shared.wake_consumer(self.tail);
         }
     }
 
     /// `try_push` without the metrics, for the retries of blocking calls.
     #[inline(always)]
     fn try_push_quiet(&mut self, value: T) -> Result<(), TryPushError<T>> {
+        if R::IN_SLOT {
+            return self.try_push_stamped(value);
+        }
         if self.consumer_gone() {
             return Err(TryPushError::Disconnected(value));
         }
         let seq = self.tail;
-        let cell = if R::IN_SLOT {
-            // Stamped flavour: room from a stamp, not from `head`. Sequence `seq` fits once the
-            // item `capacity` before it has been read; a single pop then marked that item's
-            // slot free for the sequence a lap (`len` slots) later, `seq - capacity + len =
-            // seq + free_gap`. With `capacity == len` (a power of two) that is the slot `seq`
-            // goes into: one line for the check and the write. Batch pops mark nothing (see
-            // `Consumer::release`): without the mark, room comes from `batch_head`.
-            let shared = &*self.shared;
-            let probe_seq = seq.wrapping_add(self.free_gap);
-            if !R::is_free(&shared.cell(probe_seq).stamp, probe_seq) && !self.freed_by_batch(seq) {
-                return Err(TryPushError::Full(value));
-            }
-            shared.cell(seq)
-        } else {
-            if self.tail == self.checkpoint && !self.pass_checkpoint() {
-                // The common case costs one comparison: the cached bound says there is room
-                // and no prefetch is due.
-                return Err(TryPushError::Full(value));
-            }
-            debug_assert!(self.tail != self.limit, "checkpoint invariant");
-            self.shared.cell(seq)
-        };
+        if self.tail == self.checkpoint && !self.pass_checkpoint() {
+            // The common case costs one comparison: the cached bound says there is room and no
+            // prefetch is due.
+            return Err(TryPushError::Full(value));
+        }
+        debug_assert!(self.tail != self.limit, "checkpoint invariant");
         // `publish(1)` spelled out, so that the slot's address is computed once (the atomic
         // store in between keeps the compiler from reusing it).
         let shared = &*self.shared;
-        // SAFETY: `Indexed`: `tail != limit` (`tail != checkpoint` implies it, see
-        // `checkpoint`; after a reload if needed) means `tail - head < capacity`. `Stamped`:
-        // the item of `tail - capacity` has been read (its slot's free mark, or `batch_head`,
-        // Acquire), and so has every earlier one, so again `tail - head < capacity` (`head` the
-        // consumer's own, perhaps not yet published). Either way slot `tail` is outside `head ..
-        // tail`: it holds no item and the consumer does not read it until we publish.
+        let cell = shared.cell(seq);
+        // SAFETY: `tail != limit` (`tail != checkpoint` implies it, see `checkpoint`; after a
+        // reload if needed) means `tail - head < capacity`: slot `tail` is outside `head ..
+        // tail`, it holds no item and the consumer does not read it until we publish.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
         self.tail = seq.wrapping_add(1);
         // Release: as in `publish`.
         shared.tail.store(self.tail, Ordering::Release);
-        R::mark(&cell.stamp, seq); // after `tail`, as in `publish`
         self.notify_consumer();
+        Ok(())
+    }
+
+    /// `try_push_quiet` of the `Stamped` flavour: room from a stamp, not from `head`. Sequence
+    /// `seq` fits once the item `capacity` before it has been read; a single pop then marked
+    /// that item's slot free for the sequence a lap (`len` slots) later, `seq - capacity + len
+    /// = seq + free_gap`. With `capacity == len` (a power of two) that is the slot `seq` goes
+    /// into: one line for the check and the write. Batch pops mark nothing (see
+    /// `Consumer::release`): without the mark, room comes from `batch_head`.
+    ///
+    /// Everything it needs after the Acquire load is read before it, into locals: the load
+    /// would make the compiler read `self`'s fields and the slot addresses again.
+    #[inline(always)]
+    fn try_push_stamped(&mut self, value: T) -> Result<(), TryPushError<T>> {
+        let shared = &*self.shared;
+        // Relaxed: as in `consumer_gone`.
+        if shared.consumer_closed.load(Ordering::Relaxed) {
+            return Err(TryPushError::Disconnected(value));
+        }
+        let seq = self.tail;
+        let cell = shared.cell(seq);
+        let probe_seq = seq.wrapping_add(self.free_gap);
+        let probe = shared.cell(probe_seq);
+        if !R::is_free(&probe.stamp, probe_seq) && !self.freed_by_batch(seq) {
+            return Err(TryPushError::Full(value));
+        }
+        // SAFETY: the item of `seq - capacity` has been read (its slot's free mark, or
+        // `batch_head`, Acquire), and so has every earlier one, so `seq - head < capacity`
+        // (`head` the consumer's own, perhaps not yet published): slot `seq` is outside `head ..
+        // seq`, it holds no item and the consumer does not read it until we mark it.
+        cell.value.with_mut(|p| unsafe { (*p).write(value) });
+        let tail = seq.wrapping_add(1);
+        self.tail = tail;
+        // Release: as in `publish`.
+        shared.tail.store(tail, Ordering::Release);
+        R::mark(&cell.stamp, seq); // after `tail`, as in `publish`
+                                   // `notify_consumer`, with the locals.
+        light_barrier();
+        if shared.consumer_event.has_waiters() {
+            shared.wake_consumer(tail);
+        }
         Ok(())
     }
 
@@ -901,16 +964,8 @@ impl<T, R: Readiness> Producer<T, R> {
     pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
         match self.try_push_quiet(value) {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.count_refusal(e)),
+            Err(e) => Err(self.shared.count_refusal(e)),
         }
-    }
-
-    #[cold]
-    fn count_refusal(&self, e: TryPushError<T>) -> TryPushError<T> {
-        if e.is_full() {
-            SideStats::add_sole(&self.shared.producer_stats.contended, 1);
-        }
-        e
     }
 
     /// Pushes `value`, waiting for room per the wait strategy. Fails only if the consumer is
@@ -1285,22 +1340,8 @@ impl<T, R: Readiness> Consumer<T, R> {
         self.publish_head();
     }
 
-    /// `Stamped` flavour, single pops: the item of sequence `seq` has been read (moved out or
-    /// dropped); its slot is free for the sequence a lap later, which is how a single push
-    /// learns of room (`try_push_quiet`). Before `head` is published: a push that found room by
-    /// `head` writes the slot and marks it "holds", which a late free mark would overwrite.
-    #[inline(always)]
-    fn free_slot(&self, seq: usize) {
-        let shared = &*self.shared;
-        R::mark_free(
-            &shared.cell(seq).stamp,
-            seq.wrapping_add(shared.mask.wrapping_add(1)),
-        );
-    }
-
-    /// `release(1)` for a single pop that has just checked `head` against the checkpoint (or
-    /// passed it): `head + 1` is then still at or before the checkpoint. `Stamped`: the caller
-    /// has freed the slot (`free_slot`).
+    /// `release(1)` for a single `Indexed` pop that has just checked `head` against the
+    /// checkpoint (or passed it): `head + 1` is then still at or before the checkpoint.
     #[inline(always)]
     fn release_single(&mut self) {
         self.head = self.head.wrapping_add(1);
@@ -1317,21 +1358,7 @@ impl<T, R: Readiness> Consumer<T, R> {
         shared.head.store(self.head, Ordering::Release);
         light_barrier();
         if shared.producer_event.has_waiters() {
-            self.wake_producer();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn wake_producer(&self) {
-        let shared = &*self.shared;
-        // Relaxed: only decides whether to wake; the producer re-checks under Acquire.
-        let used = shared.tail.load(Ordering::Relaxed).wrapping_sub(self.head);
-        if shared.capacity.saturating_sub(used) < shared.producer_threshold {
-            return;
-        }
-        if shared.producer_event.wake_sole_waiter() {
-            SideStats::add_sole(&shared.consumer_stats.wakes_sent, 1);
+            shared.wake_producer(self.head);
         }
     }
 
@@ -1349,34 +1376,54 @@ impl<T, R: Readiness> Consumer<T, R> {
     #[inline(always)]
     fn try_pop_quiet(&mut self) -> Result<T, TryPopError> {
         if R::IN_SLOT {
-            // Stamped flavour: `ready_for(1)` and `take_front` spelled out, so that the slot's
-            // address is computed once (the Acquire load in between keeps the compiler from
-            // reusing it): the stamp, then the item, from one cache line.
-            let shared = &*self.shared;
-            let seq = self.head;
-            let cell = shared.cell(seq);
-            if R::is_marked(&cell.stamp, seq) {
-                // SAFETY: the stamp is marked for `seq` (Acquire, pairing with the producer's
-                // Release in `mark`), so the slot holds item `seq`, initialised, which the
-                // producer will not touch until we publish a larger head.
-                let value = cell.value.with(|p| unsafe { (*p).assume_init_read() });
-                R::mark_free(&cell.stamp, seq.wrapping_add(shared.mask.wrapping_add(1)));
-                self.release_single();
-                return Ok(value);
-            }
-            self.empty()?; // `Ok` only if the producer is gone and the item came meanwhile
-        } else if self.head == self.checkpoint {
+            return self.try_pop_stamped();
+        }
+        if self.head == self.checkpoint {
             self.pass_checkpoint()?;
         }
-        debug_assert!(
-            R::IN_SLOT || self.head != self.cached_tail,
-            "checkpoint invariant"
-        );
+        debug_assert!(self.head != self.cached_tail, "checkpoint invariant");
         let value = self.take_front();
-        if R::IN_SLOT {
-            self.free_slot(self.head);
-        }
         self.release_single();
+        Ok(value)
+    }
+
+    /// `try_pop_quiet` of the `Stamped` flavour: the stamp, then the item, from one cache line.
+    /// As in `Producer::try_push_stamped`, what it needs after the Acquire load is read before
+    /// it.
+    #[inline(always)]
+    fn try_pop_stamped(&mut self) -> Result<T, TryPopError> {
+        let shared = &*self.shared;
+        let seq = self.head;
+        let cell = shared.cell(seq);
+        // The sequence the slot takes a lap later.
+        let next_lap = seq.wrapping_add(shared.mask.wrapping_add(1));
+        if !R::is_marked(&cell.stamp, seq) {
+            // Acquire: pairs with the producer's SeqCst store at drop, which follows its last
+            // mark: if it is gone, a second look at the stamp is final.
+            if !shared.producer_closed.load(Ordering::Acquire) {
+                return Err(TryPopError::Empty);
+            }
+            if !R::is_marked(&cell.stamp, seq) {
+                return Err(TryPopError::Disconnected);
+            }
+        }
+        // SAFETY: the stamp is marked for `seq` (Acquire, pairing with the producer's Release in
+        // `mark`), so the slot holds item `seq`, initialised, which the producer will not touch
+        // until we mark the slot free or publish a larger head.
+        let value = cell.value.with(|p| unsafe { (*p).assume_init_read() });
+        // The slot is free for the sequence a lap later: how a single push learns of room
+        // (`Producer::try_push_stamped`). Before `head` is published: a batch push that found
+        // room by `head` writes the slot and marks it "holds", which a late free mark would
+        // overwrite.
+        R::mark_free(&cell.stamp, next_lap);
+        let head = seq.wrapping_add(1);
+        self.head = head;
+        // `publish_head`, with the locals. Release: as there.
+        shared.head.store(head, Ordering::Release);
+        light_barrier();
+        if shared.producer_event.has_waiters() {
+            shared.wake_producer(head);
+        }
         Ok(value)
     }
 
@@ -1395,16 +1442,8 @@ impl<T, R: Readiness> Consumer<T, R> {
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
         match self.try_pop_quiet() {
             Ok(v) => Ok(v),
-            Err(e) => Err(self.count_empty(e)),
+            Err(e) => Err(self.shared.count_empty(e)),
         }
-    }
-
-    #[cold]
-    fn count_empty(&self, e: TryPopError) -> TryPopError {
-        if e == TryPopError::Empty {
-            SideStats::add_sole(&self.shared.consumer_stats.contended, 1);
-        }
-        e
     }
 
     /// Takes the front item, waiting per the wait strategy. Fails only when the ring is empty
@@ -1549,7 +1588,7 @@ impl<T, R: Readiness> Consumer<T, R> {
         }
         let n = match self.ready_or_err(max) {
             Ok(n) => n.min(max),
-            Err(e) => return Err(self.count_empty(e)),
+            Err(e) => return Err(self.shared.count_empty(e)),
         };
         self.take_into(out, n);
         Ok(n)
@@ -1669,7 +1708,7 @@ impl<T> Consumer<T, Indexed> {
         // `max(1)`: with max 0 a stale cache must still be reloaded before saying "empty".
         let len = match self.ready_or_err(max.max(1)) {
             Ok(n) => n.min(max),
-            Err(e) => return Err(self.count_empty(e)),
+            Err(e) => return Err(self.shared.count_empty(e)),
         };
         self.prefetch_next_batch(len);
         Ok(ReadChunk {
