@@ -405,9 +405,11 @@ unsafe impl<T: Send, R: Readiness> Sync for Shared<T, R> {}
 
 impl<T, R: Readiness> Shared<T, R> {
     // The cold paths of the handles' hot calls take what they need as arguments, not the
-    // handle: a handle whose address reached a call that was not inlined would have to live in
-    // memory, and the wake-up check's compiler fence would then make every push or pop load
-    // and store its counters there instead of keeping them in registers.
+    // handle, so that they do not make a handle's address leave the calling loop (its counters
+    // would then stay in memory across the wake-up check's compiler fence). Other things can
+    // (a drop of the handle on an unwinding path that is not inlined), and registers alone were
+    // not measured to make the rings faster: docs/benchmarks.md, "What changed in the twelfth
+    // session".
 
     /// The producer published up to `tail` and saw the consumer parked.
     #[cold]
