@@ -921,8 +921,8 @@ impl<T, R: Readiness> Producer<T, R> {
     /// into: one line for the check and the write. Batch pops mark nothing (see
     /// `Consumer::release`): without the mark, room comes from `batch_head`.
     ///
-    /// Everything it needs after the Acquire load is read before it, into locals: the load
-    /// would make the compiler read `self`'s fields and the slot addresses again.
+    /// Both slot addresses are computed before the Acquire load, after which the compiler would
+    /// compute them again.
     #[inline(always)]
     fn try_push_stamped(&mut self, value: T) -> Result<(), TryPushError<T>> {
         let shared = &*self.shared;
@@ -942,16 +942,12 @@ impl<T, R: Readiness> Producer<T, R> {
         // (`head` the consumer's own, perhaps not yet published): slot `seq` is outside `head ..
         // seq`, it holds no item and the consumer does not read it until we mark it.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
-        let tail = seq.wrapping_add(1);
-        self.tail = tail;
+        self.tail = seq.wrapping_add(1);
         // Release: as in `publish`.
-        shared.tail.store(tail, Ordering::Release);
-        R::mark(&cell.stamp, seq); // after `tail`, as in `publish`
-                                   // `notify_consumer`, with the locals.
-        light_barrier();
-        if shared.consumer_event.has_waiters() {
-            shared.wake_consumer(tail);
-        }
+        shared.tail.store(self.tail, Ordering::Release);
+        // After `tail`, as in `publish`.
+        R::mark(&cell.stamp, seq);
+        self.notify_consumer();
         Ok(())
     }
 
@@ -1390,8 +1386,8 @@ impl<T, R: Readiness> Consumer<T, R> {
     }
 
     /// `try_pop_quiet` of the `Stamped` flavour: the stamp, then the item, from one cache line.
-    /// As in `Producer::try_push_stamped`, what it needs after the Acquire load is read before
-    /// it.
+    /// As in `Producer::try_push_stamped`, the slot address and its next lap are computed before
+    /// the Acquire load.
     #[inline(always)]
     fn try_pop_stamped(&mut self) -> Result<T, TryPopError> {
         let shared = &*self.shared;
@@ -1418,14 +1414,8 @@ impl<T, R: Readiness> Consumer<T, R> {
         // room by `head` writes the slot and marks it "holds", which a late free mark would
         // overwrite.
         R::mark_free(&cell.stamp, next_lap);
-        let head = seq.wrapping_add(1);
-        self.head = head;
-        // `publish_head`, with the locals. Release: as there.
-        shared.head.store(head, Ordering::Release);
-        light_barrier();
-        if shared.producer_event.has_waiters() {
-            shared.wake_producer(head);
-        }
+        self.head = seq.wrapping_add(1);
+        self.publish_head();
         Ok(value)
     }
 

@@ -73,9 +73,9 @@ pub(crate) mod sealed {
 ///   by the consumer after reading it. Pops poll the slot they are about to read and a single
 ///   push the slot it is about to write, so an item crosses as one line and a ping-pong hop
 ///   costs about what a raw atomic hand-off costs: best for single-item latency. Its
-///   single-item throughput depends on the host (docs/benchmarks.md, eleventh session). No
-///   `read_chunk`; batch calls move item by item (one `head` publication per batch still), and
-///   each slot is a `usize` larger.
+///   single-item throughput depends on the host (docs/benchmarks.md, eleventh and twelfth
+///   sessions). No `read_chunk`; batch calls move item by item (one `head` publication per
+///   batch still), and each slot is a `usize` larger.
 ///
 /// docs/benchmarks.md has the measurements behind this advice.
 pub trait Readiness: sealed::Flavour {}
