@@ -15,6 +15,7 @@ mod flavours;
 use flavours::{ring, Flavour};
 
 for_both_flavours!(
+    items_left_after_single_calls_are_dropped_once,
     panicking_drop_in_ring_at_drop_time_drops_the_rest_once,
     panicking_iterator_in_push_iter_publishes_what_was_written,
     zero_sized_items_keep_exact_capacity_and_drop_once,
@@ -83,6 +84,59 @@ fn sorted(log: &Arc<Mutex<Vec<u32>>>) -> Vec<u32> {
 
 fn quiet_panics<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     catch_unwind(AssertUnwindSafe(f))
+}
+
+/// Single pushes and pops in rings of several sizes, stopped at various points (the ring
+/// wrapped or not): the items left are dropped exactly once, whichever handle goes last, and
+/// both handles' `len` counts them.
+fn items_left_after_single_calls_are_dropped_once<R: Flavour>() {
+    // Fewer under miri, which runs this file for several seeds.
+    let caps: &[usize] = if cfg!(miri) {
+        &[3, 16]
+    } else {
+        &[3, 16, 33, 64]
+    };
+    for &cap in caps {
+        let all = [(1u32, 0u32), (3, 1), (17, 5), (cap as u32, 7), (40, 39)];
+        let cases = if cfg!(miri) { &all[1..3] } else { &all[..] };
+        for &(pushed, popped) in cases {
+            let pushed = pushed.min(cap as u32 + popped);
+            let popped = popped.min(pushed);
+            for producer_last in [true, false] {
+                let log = Arc::new(Mutex::new(Vec::new()));
+                let (mut tx, mut rx) = ring::<Bomb, R>(cap);
+                let mut items = bombs(&log, &(0..pushed).collect::<Vec<_>>(), u32::MAX).into_iter();
+                let mut pending = items.next();
+                let mut taken = 0;
+                // Interleaved so that the ring wraps when `pushed > cap`; a refused item is
+                // handed back and offered again.
+                while pending.is_some() || taken < popped {
+                    if let Some(item) = pending.take() {
+                        match tx.try_push(item) {
+                            Ok(()) => {
+                                pending = items.next();
+                                continue;
+                            }
+                            Err(e) => pending = Some(e.into_inner()),
+                        }
+                    }
+                    drop(rx.try_pop().expect("an item is ready"));
+                    taken += 1;
+                }
+                let ctx = (cap, pushed, popped, producer_last);
+                assert_eq!(rx.len(), (pushed - popped) as usize, "{ctx:?}");
+                assert_eq!(tx.len(), (pushed - popped) as usize, "{ctx:?}");
+                if producer_last {
+                    drop(rx);
+                    drop(tx);
+                } else {
+                    drop(tx);
+                    drop(rx);
+                }
+                assert_eq!(sorted(&log), (0..pushed).collect::<Vec<_>>(), "{ctx:?}");
+            }
+        }
+    }
 }
 
 fn panicking_drop_in_ring_at_drop_time_drops_the_rest_once<R: Flavour>() {
