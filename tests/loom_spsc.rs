@@ -646,32 +646,29 @@ fn stamped_single_pop_races_batch_pop() {
 /// an experiment that published `tail` only once per 16 single pushes, docs/benchmarks.md,
 /// thirteenth session.)
 #[test]
-fn stamped_batch_consumer_sees_unpublished_single_pushes() {
-    model(
-        "stamped_batch_consumer_sees_unpublished_single_pushes",
-        || {
-            let (mut tx, mut rx) = Builder::new(4)
-                .wait_strategy(WaitStrategy::Park)
-                .build_flavour::<usize, Stamped>()
-                .unwrap();
-            let consumer = thread::spawn(move || {
-                let mut out = Vec::new();
-                rx.pop_batch(&mut out, 4).unwrap();
-                (rx, out)
-            });
-            tx.try_push(1).unwrap();
-            tx.try_push(2).unwrap();
-            let (mut rx, mut out) = consumer.join().unwrap();
-            assert!(out == [1] || out == [1, 2], "{out:?}");
-            assert_eq!(rx.len(), 2 - out.len());
-            let m = rx.metrics();
-            assert_eq!((m.pushed, m.popped), (2, out.len() as u64), "{m:?}");
-            let mut rest = Vec::new();
-            let _ = rx.try_pop_batch(&mut rest, 4);
-            out.append(&mut rest);
-            assert_eq!(out, [1, 2]);
-            assert_eq!(tx.len(), 0);
-            drop(tx);
-        },
-    );
+fn stamped_parked_batch_consumer_takes_single_pushes() {
+    model("stamped_parked_batch_consumer_takes_single_pushes", || {
+        let (mut tx, mut rx) = Builder::new(4)
+            .wait_strategy(WaitStrategy::Park)
+            .build_flavour::<usize, Stamped>()
+            .unwrap();
+        let consumer = thread::spawn(move || {
+            let mut out = Vec::new();
+            rx.pop_batch(&mut out, 4).unwrap();
+            (rx, out)
+        });
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        let (mut rx, mut out) = consumer.join().unwrap();
+        assert!(out == [1] || out == [1, 2], "{out:?}");
+        assert_eq!(rx.len(), 2 - out.len());
+        let m = rx.metrics();
+        assert_eq!((m.pushed, m.popped), (2, out.len() as u64), "{m:?}");
+        let mut rest = Vec::new();
+        let _ = rx.try_pop_batch(&mut rest, 4);
+        out.append(&mut rest);
+        assert_eq!(out, [1, 2]);
+        assert_eq!(tx.len(), 0);
+        drop(tx);
+    });
 }
