@@ -58,6 +58,7 @@ use crate::wait::{
 };
 use crossbeam_utils::CachePadded;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::time::{Duration, Instant};
 
 use readiness::Cell;
@@ -328,7 +329,7 @@ impl Builder {
             start: self.start,
         });
         let producer = Producer {
-            shared: shared.clone(),
+            shared: ManuallyDrop::new(shared.clone()),
             tail: self.start,
             limit: self.start.wrapping_add(capacity),
             checkpoint: self.start,
@@ -352,7 +353,7 @@ impl Builder {
             0
         };
         let consumer = Consumer {
-            shared,
+            shared: ManuallyDrop::new(shared),
             head: self.start,
             cached_tail: self.start,
             checkpoint: self.start,
@@ -643,7 +644,8 @@ impl<T, R: Readiness> Drop for DropRange<'_, T, R> {
 
 /// The writing half of an SPSC ring. `Send` (if `T: Send`), not `Clone`.
 pub struct Producer<T, R: Readiness = Indexed> {
-    shared: Arc<Shared<T, R>>,
+    /// Dropped only by `Producer::drop`, which hands it to [`close_producer`] (see there).
+    shared: ManuallyDrop<Arc<Shared<T, R>>>,
     /// Our own counter: we are its only writer, so this copy is always exact.
     tail: usize,
     /// The consumer's `head` as last seen, plus the capacity: we may write up to (not including)
@@ -1182,12 +1184,30 @@ impl<T, R: Readiness> Drop for PublishOnDrop<'_, T, R> {
 }
 
 impl<T, R: Readiness> Drop for Producer<T, R> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // SeqCst store, then the epoch bump in `wake_all`: a parked consumer either sees the
-        // flag when it re-checks or sleeps on the old epoch and is woken (see `Event::wake_all`).
-        self.shared.producer_closed.store(true, Ordering::SeqCst);
-        self.shared.consumer_event.wake_all();
+        // SAFETY: `drop` runs once and is the only place that takes `shared`; the handle is not
+        // used after it.
+        close_producer(unsafe { ManuallyDrop::take(&mut self.shared) });
     }
+}
+
+/// The producer's side of the ring closes: flags it and wakes a parked consumer, then drops the
+/// producer's reference to the shared state (the last one drops the items left in the ring).
+///
+/// Out of line and taking the `Arc` by value, so that a handle's drop, inlined into a caller,
+/// reads one pointer out of the handle and never takes the handle's address. A drop that took
+/// it (a non-inlined `Drop::drop(&mut self)`, or `Arc`'s own drop of a field) made every
+/// caller's loop keep the handle in memory, because the loop's unwinding path (a panic in the
+/// caller's code) may drop it: then each call loads and stores the counters there instead of
+/// in registers (docs/benchmarks.md, "What changed in the fourteenth session").
+#[cold]
+#[inline(never)]
+fn close_producer<T, R: Readiness>(shared: Arc<Shared<T, R>>) {
+    // SeqCst store, then the epoch bump in `wake_all`: a parked consumer either sees the flag
+    // when it re-checks or sleeps on the old epoch and is woken (see `Event::wake_all`).
+    shared.producer_closed.store(true, Ordering::SeqCst);
+    shared.consumer_event.wake_all();
 }
 
 impl<T, R: Readiness> fmt::Debug for Producer<T, R> {
@@ -1205,7 +1225,8 @@ impl<T, R: Readiness> fmt::Debug for Producer<T, R> {
 
 /// The reading half of an SPSC ring. `Send` (if `T: Send`), not `Clone`.
 pub struct Consumer<T, R: Readiness = Indexed> {
-    shared: Arc<Shared<T, R>>,
+    /// Dropped only by `Consumer::drop`, which hands it to [`close_consumer`].
+    shared: ManuallyDrop<Arc<Shared<T, R>>>,
     /// Our own counter: we are its only writer, so this copy is always exact.
     head: usize,
     /// The producer's `tail` as last seen; never ahead of the real one. Used by the `Indexed`
@@ -1712,11 +1733,21 @@ impl<T> Consumer<T, Indexed> {
 }
 
 impl<T, R: Readiness> Drop for Consumer<T, R> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // See `Producer::drop`. Items left in the ring are dropped with `Shared`.
-        self.shared.consumer_closed.store(true, Ordering::SeqCst);
-        self.shared.producer_event.wake_all();
+        // SAFETY: as in `Producer::drop`.
+        close_consumer(unsafe { ManuallyDrop::take(&mut self.shared) });
     }
+}
+
+/// As [`close_producer`], for the consumer's side. Items left in the ring are dropped with
+/// `Shared`, when the last reference goes.
+#[cold]
+#[inline(never)]
+fn close_consumer<T, R: Readiness>(shared: Arc<Shared<T, R>>) {
+    // See `close_producer`.
+    shared.consumer_closed.store(true, Ordering::SeqCst);
+    shared.producer_event.wake_all();
 }
 
 impl<T, R: Readiness> fmt::Debug for Consumer<T, R> {
