@@ -31,7 +31,8 @@
 //! its items from their stamps (Acquire) instead of `tail`, and a single push learns of room
 //! from a stamp instead of `head`, so an item crosses between the cores as its slot's line and
 //! neither side reads the other's counter on that path; the counters are still kept, for
-//! `len`, the metrics, the batch pushes and the blocking calls' thresholds. Stamps go after
+//! `len`, the metrics, the batches and the blocking calls' thresholds, but single calls store
+//! them only once per 16 items (readers move them on over the stamps). Stamps go after
 //! `tail` so that `head` never passes `tail`; free marks go before `head`, so that room by
 //! `head` implies room by the stamps (a single push may then run up to one release ahead of
 //! `head + capacity`, which the reload of `head` allows for). [`Builder::build_stamped`]
@@ -67,6 +68,13 @@ pub use readiness::{Indexed, Readiness, Stamped};
 /// How often a thread parked behind a wake-up threshold re-checks on its own (see
 /// [`Builder::producer_wake_threshold`]).
 const THRESHOLD_RECHECK: Duration = Duration::from_millis(2);
+
+/// `Stamped` flavour: single pushes and pops store their counter once per this many items (a
+/// power of two; fewer for smaller rings), not after each: the stamps already tell the other
+/// side, and the store was a measured cost (docs/benchmarks.md, "What changed in the thirteenth
+/// session" and "in the fourteenth session"). Readers of a counter move it on over the stamps,
+/// at most this many minus one.
+const COUNTER_PERIOD: usize = 16;
 
 /// Creates a ring that holds exactly `capacity` items, with the default options.
 ///
@@ -309,6 +317,11 @@ impl Builder {
             .unwrap_or(capacity / 2)
             .clamp(1, capacity);
         let consumer_threshold = self.consumer_wake_threshold.clamp(1, capacity);
+        let counter_period = if R::IN_SLOT {
+            COUNTER_PERIOD.min(slots)
+        } else {
+            1
+        };
         let shared = Arc::new(Shared {
             tail: CachePadded::new(AtomicUsize::new(self.start)),
             head: CachePadded::new(AtomicUsize::new(self.start)),
@@ -318,6 +331,7 @@ impl Builder {
             consumer_stats: CachePadded::new(SideStats::default()),
             batch_head: CachePadded::new(AtomicUsize::new(self.start)),
             buffer: R::alloc(slots, self.start).map_err(|e| e.for_capacity(capacity))?,
+            counter_period,
             mask: slots - 1,
             capacity,
             producer_threshold,
@@ -346,6 +360,7 @@ impl Builder {
                 && demote_available(),
             spin_budget: SpinBudget::new(),
             free_gap: slots - capacity,
+            publish_mask: counter_period - 1,
         };
         let read_ahead = if self.read_prefetch && !R::IN_SLOT {
             prefetch_distance::<Cell<T, R::Stamp>>(capacity, self.prefetch_lines)
@@ -360,6 +375,7 @@ impl Builder {
             prefetch_at: next_line_start::<Cell<T, R::Stamp>>(self.start),
             prefetch_ahead: read_ahead,
             spin_budget: SpinBudget::new(),
+            publish_mask: counter_period - 1,
         };
         Ok((producer, consumer))
     }
@@ -383,6 +399,11 @@ struct Shared<T, R: Readiness> {
     /// pull its line away from the consumer once per pop; this line changes once per batch.
     batch_head: CachePadded<AtomicUsize>,
     buffer: SlotArray<Cell<T, R::Stamp>>,
+    /// `Stamped` only: single pushes and pops store their counter when it reaches a multiple
+    /// of this (a power of two, at most [`COUNTER_PERIOD`]), so a published counter is at
+    /// most `counter_period - 1` behind its handle's; readers move it on over the stamps
+    /// ([`Shared::tail_seen`], [`Shared::head_seen`]). 1 for `Indexed`.
+    counter_period: usize,
     mask: usize,
     capacity: usize,
     producer_threshold: usize,
@@ -417,8 +438,8 @@ impl<T, R: Readiness> Shared<T, R> {
     #[inline(never)]
     fn wake_consumer(&self, tail: usize) {
         if self.consumer_threshold > 1 {
-            // Relaxed: only decides whether to wake; the consumer re-checks under Acquire.
-            let depth = tail.wrapping_sub(self.head.load(Ordering::Relaxed));
+            // Only decides whether to wake; the consumer re-checks.
+            let depth = tail.wrapping_sub(self.head_seen());
             if depth < self.consumer_threshold {
                 return;
             }
@@ -432,8 +453,8 @@ impl<T, R: Readiness> Shared<T, R> {
     #[cold]
     #[inline(never)]
     fn wake_producer(&self, head: usize) {
-        // Relaxed: only decides whether to wake; the producer re-checks under Acquire.
-        let used = self.tail.load(Ordering::Relaxed).wrapping_sub(head);
+        // Only decides whether to wake; the producer re-checks.
+        let used = self.tail_seen().wrapping_sub(head);
         if self.capacity.saturating_sub(used) < self.producer_threshold {
             return;
         }
@@ -571,18 +592,55 @@ impl<T, R: Readiness> Shared<T, R> {
         }
     }
 
+    /// `tail` as published, moved on over the items marked after it (`Stamped`: single
+    /// pushes publish it once per `counter_period` items). Never ahead of the producer's own.
+    fn tail_seen(&self) -> usize {
+        // Acquire: pairs with the producer's Release stores of `tail` (for the `Stamped` walk:
+        // the stamps read next are at least as new as the counter's value).
+        let mut tail = self.tail.load(Ordering::Acquire);
+        if R::IN_SLOT {
+            // At most `counter_period - 1` items lie past the published value; a concurrent
+            // producer may have marked more since, which is a later snapshot.
+            for _ in 1..self.counter_period {
+                if !R::marked_or_later(&self.cell(tail).stamp, tail) {
+                    break;
+                }
+                tail = tail.wrapping_add(1);
+            }
+        }
+        tail
+    }
+
+    /// `head` as published, moved on over the items single pops have read since (`Stamped`,
+    /// see `tail_seen`; batch pops publish `head` itself). Never ahead of the consumer's own.
+    fn head_seen(&self) -> usize {
+        // Acquire: pairs with the consumer's Release stores of `head`.
+        let mut head = self.head.load(Ordering::Acquire);
+        if R::IN_SLOT {
+            let lap = self.mask.wrapping_add(1);
+            for _ in 1..self.counter_period {
+                // A single pop of `head` marked its slot free for `head + lap`.
+                if !R::freed_or_later(&self.cell(head).stamp, head.wrapping_add(lap)) {
+                    break;
+                }
+                head = head.wrapping_add(1);
+            }
+        }
+        head
+    }
+
     fn depth(&self) -> usize {
-        // Load head first: the tail loaded after it can only be larger, so the difference never
-        // underflows. Relaxed: a snapshot for reporting, no data is read through it.
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
+        // Head first: the tail seen after it counts every item the head counted as read (a
+        // slot read is a slot marked), so the difference never underflows.
+        let head = self.head_seen();
+        let tail = self.tail_seen();
         tail.wrapping_sub(head).min(self.capacity)
     }
 
     fn metrics(&self) -> RingMetrics {
-        // Head first, as in `depth`. Relaxed: a snapshot for reporting.
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
+        // Head first, as in `depth`.
+        let head = self.head_seen();
+        let tail = self.tail_seen();
         RingMetrics::collect(
             self.capacity,
             tail.wrapping_sub(self.start) as u64,
@@ -672,6 +730,9 @@ pub struct Producer<T, R: Readiness = Indexed> {
     /// `tail` fits when the slot of `tail + free_gap` is marked free for that sequence (see
     /// `try_push_quiet`).
     free_gap: usize,
+    /// `Stamped` only: a single push stores `tail` when `tail & publish_mask == 0` (see
+    /// `Shared::counter_period`). 0 for `Indexed` (unused).
+    publish_mask: usize,
 }
 
 /// A handle's prefetch distance in slots for a ring of `capacity` slots of type `S`: `lines`
@@ -723,9 +784,9 @@ impl<T, R: Readiness> Producer<T, R> {
     /// where it was: still at or before the new `limit`, which only moves on.
     #[inline(always)]
     fn reload_limit(&mut self) -> usize {
-        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the slots
-        // it freed happen before we overwrite them.
-        let head = self.shared.head.load(Ordering::Acquire);
+        // Acquire (in `head_seen`): pairs with the consumer's Release store of `head` (or of a
+        // slot's free mark), so its reads of the slots it freed happen before we overwrite them.
+        let head = self.shared.head_seen();
         self.limit = head.wrapping_add(self.shared.capacity);
         let room = self.limit.wrapping_sub(self.tail);
         // `Stamped`: the consumer marks slots free before it publishes `head`
@@ -945,9 +1006,12 @@ impl<T, R: Readiness> Producer<T, R> {
         // seq`, it holds no item and the consumer does not read it until we mark it.
         cell.value.with_mut(|p| unsafe { (*p).write(value) });
         self.tail = seq.wrapping_add(1);
-        // Release: as in `publish`.
-        shared.tail.store(self.tail, Ordering::Release);
-        // After `tail`, as in `publish`.
+        // `tail` only once per `counter_period` items: the stamp tells the consumer, and readers
+        // of `tail` move it on over the stamps (`Shared::tail_seen`).
+        if self.tail & self.publish_mask == 0 {
+            // Release: as in `publish`.
+            shared.tail.store(self.tail, Ordering::Release);
+        }
         R::mark(&cell.stamp, seq);
         self.notify_consumer();
         Ok(())
@@ -1188,12 +1252,13 @@ impl<T, R: Readiness> Drop for Producer<T, R> {
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and is the only place that takes `shared`; the handle is not
         // used after it.
-        close_producer(unsafe { ManuallyDrop::take(&mut self.shared) });
+        close_producer(unsafe { ManuallyDrop::take(&mut self.shared) }, self.tail);
     }
 }
 
-/// The producer's side of the ring closes: flags it and wakes a parked consumer, then drops the
-/// producer's reference to the shared state (the last one drops the items left in the ring).
+/// The producer's side of the ring closes: stores the exact `tail` (`Stamped`), flags the side
+/// closed and wakes a parked consumer, then drops the producer's reference to the shared state
+/// (the last one drops the items left in the ring).
 ///
 /// Out of line and taking the `Arc` by value, so that a handle's drop, inlined into a caller,
 /// reads one pointer out of the handle and never takes the handle's address. A drop that took
@@ -1203,7 +1268,12 @@ impl<T, R: Readiness> Drop for Producer<T, R> {
 /// in registers (docs/benchmarks.md, "What changed in the fourteenth session").
 #[cold]
 #[inline(never)]
-fn close_producer<T, R: Readiness>(shared: Arc<Shared<T, R>>) {
+fn close_producer<T, R: Readiness>(shared: Arc<Shared<T, R>>, tail: usize) {
+    if R::IN_SLOT {
+        // `Stamped` single pushes publish `tail` only now and then: the exact count, for the
+        // metrics and for `Shared`'s drop of the items left. Release: as in `publish`.
+        shared.tail.store(tail, Ordering::Release);
+    }
     // SeqCst store, then the epoch bump in `wake_all`: a parked consumer either sees the flag
     // when it re-checks or sleeps on the old epoch and is woken (see `Event::wake_all`).
     shared.producer_closed.store(true, Ordering::SeqCst);
@@ -1244,6 +1314,9 @@ pub struct Consumer<T, R: Readiness = Indexed> {
     prefetch_ahead: usize,
     /// How long spinning has been paying off for this handle's blocking calls.
     spin_budget: SpinBudget,
+    /// `Stamped` only: a single pop stores `head` when `head & publish_mask == 0`, as the
+    /// producer's `publish_mask`.
+    publish_mask: usize,
 }
 
 impl<T, R: Readiness> Consumer<T, R> {
@@ -1294,15 +1367,21 @@ impl<T, R: Readiness> Consumer<T, R> {
         if R::IN_SLOT {
             // Stamped flavour: a single item is known from the stamp of the slot we are about
             // to read (one line, see `Stamped`; `is_marked` pairs with the producer's `mark`), a
-            // batch from `tail` (marked after `tail`, so `tail` never counts fewer; a batch pop
-            // writes no stamp, so reading an item before its mark lands is harmless). No cache
-            // of `tail`: a single pop would have to keep it in step, for no gain.
+            // batch from `tail` as seen (published, then the marks past it; a batch pop writes
+            // no stamp, so reading an item before its mark lands is harmless). No cache of
+            // `tail`: a single pop would have to keep it in step, for no gain.
             let shared = &*self.shared;
             if want == 1 {
                 return usize::from(R::is_marked(&shared.cell(self.head).stamp, self.head));
             }
-            // Acquire: as below.
-            return shared.tail.load(Ordering::Acquire).wrapping_sub(self.head);
+            // Acquire (in `tail_seen`): as below, or with the stamps' marks. Single pops may
+            // have taken items past the published `tail`, which the walk then passes too.
+            let ready = shared.tail_seen().wrapping_sub(self.head);
+            // The walk in `tail_seen` passes every item up to ours (the published `tail` is at
+            // most `counter_period - 1` behind the producer's, which is not behind `head`); a
+            // wrapped difference would mean otherwise: none ready, then, never a wrong count.
+            debug_assert!(ready as isize >= 0, "tail seen behind head");
+            return if (ready as isize) < 0 { 0 } else { ready };
         }
         let n = self.cached_tail.wrapping_sub(self.head);
         if n >= want {
@@ -1370,11 +1449,17 @@ impl<T, R: Readiness> Consumer<T, R> {
     /// Stores `head` and wakes a parked producer if needed.
     #[inline(always)]
     fn publish_head(&mut self) {
-        // A local, as in `Producer::publish`.
-        let shared = &*self.shared;
         // Release: pairs with the producer's Acquire load of `head`; our reads of the freed
         // slots happen before it overwrites them.
-        shared.head.store(self.head, Ordering::Release);
+        self.shared.head.store(self.head, Ordering::Release);
+        self.notify_producer();
+    }
+
+    /// After a release: wakes a parked producer if needed (see [`crate::wait`]).
+    #[inline(always)]
+    fn notify_producer(&self) {
+        // A local, as in `Producer::publish`.
+        let shared = &*self.shared;
         light_barrier();
         if shared.producer_event.has_waiters() {
             shared.wake_producer(self.head);
@@ -1436,7 +1521,13 @@ impl<T, R: Readiness> Consumer<T, R> {
         // overwrite.
         R::mark_free(&cell.stamp, next_lap);
         self.head = seq.wrapping_add(1);
-        self.publish_head();
+        // `head` only once per `counter_period` items, as the producer's `tail`
+        // (`Shared::head_seen`).
+        if self.head & self.publish_mask == 0 {
+            // Release: as in `publish_head`.
+            shared.head.store(self.head, Ordering::Release);
+        }
+        self.notify_producer();
         Ok(value)
     }
 
@@ -1736,7 +1827,7 @@ impl<T, R: Readiness> Drop for Consumer<T, R> {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: as in `Producer::drop`.
-        close_consumer(unsafe { ManuallyDrop::take(&mut self.shared) });
+        close_consumer(unsafe { ManuallyDrop::take(&mut self.shared) }, self.head);
     }
 }
 
@@ -1744,7 +1835,12 @@ impl<T, R: Readiness> Drop for Consumer<T, R> {
 /// `Shared`, when the last reference goes.
 #[cold]
 #[inline(never)]
-fn close_consumer<T, R: Readiness>(shared: Arc<Shared<T, R>>) {
+fn close_consumer<T, R: Readiness>(shared: Arc<Shared<T, R>>, head: usize) {
+    if R::IN_SLOT {
+        // As in `close_producer`: the exact `head`, from which `Shared` drops the items left.
+        // Release: as in `publish_head`.
+        shared.head.store(head, Ordering::Release);
+    }
     // See `close_producer`.
     shared.consumer_closed.store(true, Ordering::SeqCst);
     shared.producer_event.wake_all();
@@ -2432,7 +2528,7 @@ mod tests {
         let caps: &[usize] = if cfg!(miri) {
             &[1, 3, 4]
         } else {
-            // 20 and 64: rings of more than 16 slots, several lines of `Stamped` slots.
+            // 20 and 64: rings larger than a `Stamped` counter period.
             &[1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 64]
         };
         for &cap in caps {

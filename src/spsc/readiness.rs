@@ -57,6 +57,14 @@ pub(crate) mod sealed {
         /// Producer: `true` if the slot has been marked free for sequence `seq`. When `true`,
         /// every read the consumer made of the slot before marking it happened before.
         fn is_free(stamp: &Self::Stamp, seq: usize) -> bool;
+        /// `true` if item `seq` has been pushed: the stamp is its mark or a later state of the
+        /// slot (freed, or holding a later lap's item). When `true`, the item's write (and
+        /// everything the producer did before marking it) is visible to the caller.
+        fn marked_or_later(stamp: &Self::Stamp, seq: usize) -> bool;
+        /// `true` if the item a lap before `next` has been read by a single pop: the stamp is
+        /// "free for `next`" or a later state of the slot. When `true`, that read happened
+        /// before.
+        fn freed_or_later(stamp: &Self::Stamp, next: usize) -> bool;
     }
 }
 
@@ -121,6 +129,16 @@ impl sealed::Flavour for Indexed {
         // Never asked: `IN_SLOT` is false, so the producer reads `head` instead.
         false
     }
+
+    fn marked_or_later(_: &(), _: usize) -> bool {
+        // Never asked: `Indexed` publishes its counters with every item.
+        false
+    }
+
+    fn freed_or_later(_: &(), _: usize) -> bool {
+        // Never asked, as above.
+        false
+    }
 }
 
 /// A [`Stamped`] stamp meaning "free for sequence `seq`": even.
@@ -180,5 +198,17 @@ impl sealed::Flavour for Stamped {
     fn is_free(stamp: &AtomicUsize, seq: usize) -> bool {
         // Acquire: pairs with the Release store in `mark_free`.
         stamp.load(Ordering::Acquire) == free(seq)
+    }
+
+    fn marked_or_later(stamp: &AtomicUsize, seq: usize) -> bool {
+        // A slot's stamps only grow (free for `s`, holds `s`, free for `s + len`, ...), in
+        // wrapping terms. Acquire: pairs with the Release store in `mark` (or with a later
+        // Release store of the slot, which happens after it).
+        (stamp.load(Ordering::Acquire).wrapping_sub(full(seq)) as isize) >= 0
+    }
+
+    fn freed_or_later(stamp: &AtomicUsize, next: usize) -> bool {
+        // As above; Acquire pairs with the Release store in `mark_free` (or a later one).
+        (stamp.load(Ordering::Acquire).wrapping_sub(free(next)) as isize) >= 0
     }
 }
