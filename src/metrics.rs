@@ -18,6 +18,10 @@ pub(crate) struct SideStats {
     pub(crate) blocked_ns: StatU64,
     /// Times a thread of this side went to sleep on the futex.
     pub(crate) parks: StatU64,
+    /// Times a thread of this side registered on its event to sleep (`Event::prepare`); one
+    /// registration may cover several sleeps. Internal: a sole waiter's notifier can take each
+    /// at most once, so on an SPSC ring `wakes_sent` of the other side never exceeds it.
+    pub(crate) registrations: StatU64,
     /// Wake-up calls this side sent to the other side.
     pub(crate) wakes_sent: StatU64,
     /// Producer side: items displaced by `force_push`. Consumer side: unused.

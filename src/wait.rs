@@ -25,6 +25,21 @@
 //! wakes it (`Event::wake_sole_waiter`, a swap to 0), so that one park costs one wake however many
 //! items are published before the woken thread runs.
 //!
+//! # Staying registered across sleeps
+//!
+//! A sleep that ends without the registration being taken (a timeout, a spurious return, or any
+//! wake of a shared MPMC event, whose notifiers never take registrations) keeps it: the waiter
+//! reads a fresh ticket (`Event::renew`), re-checks, and sleeps again, with no new heavy barrier.
+//! This is sound because the barrier pair's guarantee outlives the barrier: (a) was ordered before
+//! (c) once, so every notifier whose (3) comes after (c) sees the registration, and every
+//! notifier whose (3) came before it published before (c), which every later re-check sees. The
+//! fresh ticket is read before the re-check, and (for a sole waiter) before checking that the
+//! registration is still there, for the reason `Event::prepare` reads it first. The gain: a
+//! thread parked behind a wake-up threshold wakes every few milliseconds to re-check on its own
+//! (a stalled peer must not strand it); each of those re-checks used to cost a `membarrier`, an
+//! interrupt on every core running the process, the peer's included (on the loaded 2-core CI
+//! machine such a producer burnt ~0.6 ms of CPU per re-check, most likely in that barrier).
+//!
 //! # Asymmetric barriers
 //!
 //! The notifier runs on every push and pop, the waiter only when it is about to sleep (after tens
@@ -283,6 +298,10 @@ mod sleeper {
     pub(super) struct Sleeper {
         lock: Mutex<()>,
         cv: Condvar,
+        /// loom: whether a timed wait on this sleeper has timed out yet (see `wait`). A std
+        /// atomic: bookkeeping of the model, fresh in each execution with its ring.
+        #[cfg(loom)]
+        timed_out: std::sync::atomic::AtomicBool,
     }
 
     impl Sleeper {
@@ -294,8 +313,13 @@ mod sleeper {
             }
             #[cfg(loom)]
             {
-                // loom models no time: a timed wait is modelled as an untimed one.
-                let _ = timeout;
+                // loom models no time. The first timed wait on this sleeper times out at once,
+                // so that the models take the path of a sleep that ends with the registration
+                // still in place (`Event::renew`); later ones are untimed (timing out every time
+                // would make the waiter's loop unbounded).
+                if timeout.is_some() && !self.timed_out.swap(true, Ordering::Relaxed) {
+                    return;
+                }
                 drop(self.cv.wait(guard));
             }
             #[cfg(not(loom))]
@@ -325,6 +349,9 @@ pub(crate) struct Event {
     waiters: AtomicU32,
     epoch: AtomicU32,
     sleeper: sleeper::Sleeper,
+    /// At most one waiter, whose registration a notifier may take ([`Event::wake_sole_waiter`]);
+    /// otherwise any number, and registrations are only ever given up by their owners.
+    sole: bool,
 }
 
 /// What [`Event::prepare`] read; passed to [`Event::sleep`].
@@ -332,8 +359,18 @@ pub(crate) struct Event {
 pub(crate) struct Ticket(u32);
 
 impl Event {
+    /// An event any number of threads may wait on (the MPMC rings).
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// An event with at most one waiter at a time (a side of an SPSC ring), woken with
+    /// [`wake_sole_waiter`](Self::wake_sole_waiter).
+    pub(crate) fn new_sole() -> Self {
+        Event {
+            sole: true,
+            ..Self::default()
+        }
     }
 
     /// Cheap check for the notifier, to be called after publishing and [`light_barrier`].
@@ -398,6 +435,27 @@ impl Event {
         self.sleeper.wait(&self.epoch, ticket.0, timeout);
     }
 
+    /// After a [`sleep`](Self::sleep): a fresh ticket for a caller that is still registered, who
+    /// must then re-check its condition before it sleeps on it (as after `prepare`), or `None` if
+    /// its registration is gone (taken by [`wake_sole_waiter`](Self::wake_sole_waiter)), and it
+    /// must [`prepare`](Self::prepare) again. No barrier: see the module docs, "Staying
+    /// registered across sleeps".
+    pub(crate) fn renew(&self) -> Option<Ticket> {
+        // Acquire: pairs with the Release bump in `wake`. Read first, as in `prepare`, so that a
+        // ticket we keep never includes the bump of a notifier that took our registration: if
+        // this load reads such a bump, the notifier's swap happens before the load below, which
+        // then reads 0 (we are the only one who registers). (The SPSC rings would survive the
+        // other order, since their notifiers take a registration only once the condition holds
+        // and the re-check would see it; this order does not lean on that.)
+        let epoch = self.epoch.load(Ordering::Acquire);
+        // Relaxed: ordered after the Acquire load above; a shared event's registrations are
+        // never taken, so only a sole waiter needs to look.
+        if self.sole && self.waiters.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        Some(Ticket(epoch))
+    }
+
     /// Unregisters a waiter (unless `wake_sole_waiter` already did).
     pub(crate) fn cancel(&self) {
         // Relaxed: a stale count only costs a notifier one needless wake. Saturating, because
@@ -422,9 +480,12 @@ impl Event {
 /// w.finish(event, stats);
 /// ```
 ///
-/// In the park phase `pause` alternates: first it registers on the event ([`Event::prepare`],
-/// with the heavy barrier) and returns so that the caller re-checks; the next call sleeps. The
-/// attempt between the two is the re-check (d) of the module docs' protocol.
+/// In the park phase the first `pause` registers on the event ([`Event::prepare`], with the
+/// heavy barrier) and returns so that the caller re-checks; the next call sleeps. The attempt
+/// between the two is the re-check (d) of the module docs' protocol. A sleep that returns with
+/// the registration still in place keeps it ([`Event::renew`]): the caller re-checks and the
+/// next call sleeps again, without another barrier; only a taken registration is renewed with
+/// `prepare`.
 #[derive(Debug)]
 pub(crate) struct Waiter {
     spins: u64,
@@ -534,6 +595,7 @@ impl Waiter {
         match self.ticket.take() {
             None => {
                 // Register, then let the caller re-check before we sleep.
+                SideStats::add(&stats.registrations, 1);
                 self.ticket = Some(event.prepare());
             }
             Some(ticket) => {
@@ -550,7 +612,9 @@ impl Waiter {
                 };
                 SideStats::add(&stats.parks, 1);
                 event.sleep(ticket, timeout);
-                event.cancel();
+                // Still registered (a timeout, or a shared event's wake): keep the registration,
+                // and the caller re-checks before the next sleep; taken: register again.
+                self.ticket = event.renew();
             }
         }
         true

@@ -479,12 +479,18 @@ fn stamped_no_lost_wakeup_parked_batch_consumer() {
     );
 }
 
-/// No lost wake-up, producer side: a producer parked on a full ring of capacity 2 (wake
-/// threshold 2 / 4 clamped to 1) must be woken by one pop. The consumer stays alive until the
-/// producer returns.
-fn no_lost_wakeup_parked_producer_on<R: Readiness>(strategy: WaitStrategy) {
+/// No lost wake-up, producer side: a producer parked on a full ring of capacity 2, with a wake
+/// threshold of `threshold` (1 is also the default, half the capacity), must be woken by that
+/// many pops. The consumer stays alive until the producer returns.
+///
+/// With a threshold of 2 the producer re-checks on a timer: its first sleep times out (the loom
+/// sleeper's one modelled timeout) and it keeps its registration (`Event::renew`, no new
+/// barrier), re-checks and sleeps again, and the two pops must still wake it, whether they come
+/// before, during or after the timeout and the renewal.
+fn no_lost_wakeup_parked_producer_on<R: Readiness>(strategy: WaitStrategy, threshold: usize) {
     let (mut tx, mut rx) = Builder::new(2)
         .wait_strategy(strategy)
+        .producer_wake_threshold(threshold)
         .build_flavour::<usize, R>()
         .unwrap();
     assert_eq!(tx.push_slice(&[0, 1]), 2);
@@ -492,10 +498,13 @@ fn no_lost_wakeup_parked_producer_on<R: Readiness>(strategy: WaitStrategy) {
         tx.push(2).unwrap();
         tx
     });
-    assert_eq!(rx.pop(), Ok(0));
+    for i in 0..threshold {
+        assert_eq!(rx.pop(), Ok(i));
+    }
     let tx = producer.join().unwrap();
-    assert_eq!(rx.try_pop(), Ok(1));
-    assert_eq!(rx.try_pop(), Ok(2));
+    for i in threshold..3 {
+        assert_eq!(rx.try_pop(), Ok(i));
+    }
     drop(tx);
 }
 
@@ -504,7 +513,7 @@ fn no_lost_wakeup_parked_producer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
         model(
             format!("no_lost_wakeup_parked_producer({strategy:?})"),
-            move || no_lost_wakeup_parked_producer_on::<Indexed>(strategy),
+            move || no_lost_wakeup_parked_producer_on::<Indexed>(strategy, 1),
         );
     }
 }
@@ -516,9 +525,23 @@ fn stamped_no_lost_wakeup_parked_producer() {
     for strategy in [WaitStrategy::Park, spin_then_park()] {
         model(
             format!("stamped_no_lost_wakeup_parked_producer({strategy:?})"),
-            move || no_lost_wakeup_parked_producer_on::<Stamped>(strategy),
+            move || no_lost_wakeup_parked_producer_on::<Stamped>(strategy, 1),
         );
     }
+}
+
+#[test]
+fn no_lost_wakeup_after_a_timed_out_sleep() {
+    model("no_lost_wakeup_after_a_timed_out_sleep", || {
+        no_lost_wakeup_parked_producer_on::<Indexed>(WaitStrategy::Park, 2)
+    });
+}
+
+#[test]
+fn stamped_no_lost_wakeup_after_a_timed_out_sleep() {
+    model("stamped_no_lost_wakeup_after_a_timed_out_sleep", || {
+        no_lost_wakeup_parked_producer_on::<Stamped>(WaitStrategy::Park, 2)
+    });
 }
 
 /// The producer wakes the consumer after a batch pop frees both slots at once.
