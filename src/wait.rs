@@ -27,14 +27,17 @@
 //!
 //! # Staying registered across sleeps
 //!
-//! A sleep that ends without the registration being taken (a timeout, a spurious return, or any
-//! wake of a shared MPMC event, whose notifiers never take registrations) keeps it: the waiter
-//! reads a fresh ticket (`Event::renew`), re-checks, and sleeps again, with no new heavy barrier.
+//! A sleep that ends with no wake at all (a timeout or a spurious return: the epoch has not moved
+//! and, for a sole waiter, the registration is still there) keeps the registration: the waiter
+//! re-checks and sleeps again on the same ticket, with no new heavy barrier (`Event::renew`).
 //! This is sound because the barrier pair's guarantee outlives the barrier: (a) was ordered before
 //! (c) once, so every notifier whose (3) comes after (c) sees the registration, and every
-//! notifier whose (3) came before it published before (c), which every later re-check sees. The
-//! fresh ticket is read before the re-check, and (for a sole waiter) before checking that the
-//! registration is still there, for the reason `Event::prepare` reads it first. The gain: a
+//! notifier whose (3) came before it published before (c), which every later re-check sees; a
+//! notifier that bumps the epoch after the ticket was read makes the next sleep return at once.
+//! The epoch is read before the registration is checked, for the reason `Event::prepare` reads
+//! it first. A sleep that ended with a wake gives the registration up, as before, and the next
+//! wait registers anew (keeping it there too was measured, and not kept: docs/benchmarks.md,
+//! fifteenth session). The gain: a
 //! thread parked behind a wake-up threshold wakes every few milliseconds to re-check on its own
 //! (a stalled peer must not strand it); each of those re-checks used to cost a `membarrier`, an
 //! interrupt on every core running the process, the peer's included (on the loaded 2-core CI
@@ -435,25 +438,29 @@ impl Event {
         self.sleeper.wait(&self.epoch, ticket.0, timeout);
     }
 
-    /// After a [`sleep`](Self::sleep): a fresh ticket for a caller that is still registered, who
-    /// must then re-check its condition before it sleeps on it (as after `prepare`), or `None` if
-    /// its registration is gone (taken by [`wake_sole_waiter`](Self::wake_sole_waiter)), and it
-    /// must [`prepare`](Self::prepare) again. No barrier: see the module docs, "Staying
-    /// registered across sleeps".
-    pub(crate) fn renew(&self) -> Option<Ticket> {
-        // Acquire: pairs with the Release bump in `wake`. Read first, as in `prepare`, so that a
-        // ticket we keep never includes the bump of a notifier that took our registration: if
-        // this load reads such a bump, the notifier's swap happens before the load below, which
-        // then reads 0 (we are the only one who registers). (The SPSC rings would survive the
-        // other order, since their notifiers take a registration only once the condition holds
-        // and the re-check would see it; this order does not lean on that.)
+    /// After a [`sleep`](Self::sleep) on `ticket`: if no wake came (the epoch has not moved
+    /// and, for a sole waiter, its registration is still there), the caller stays registered and
+    /// gets `ticket` back, to sleep on again after it re-checks its condition. Otherwise its
+    /// registration is given up (or was taken by [`wake_sole_waiter`](Self::wake_sole_waiter))
+    /// and `None` says it must [`prepare`](Self::prepare) again before another sleep. No barrier:
+    /// see the module docs, "Staying registered across sleeps".
+    pub(crate) fn renew(&self, ticket: Ticket) -> Option<Ticket> {
+        // Acquire: pairs with the Release bump in `wake`. Read first, as in `prepare`: if it
+        // reads the bump of a notifier that took our registration, that notifier's swap happens
+        // before the load below, which then reads 0 (we are the only one who registers); and if
+        // a notifier bumps later, the sleep on `ticket` returns at once.
         let epoch = self.epoch.load(Ordering::Acquire);
         // Relaxed: ordered after the Acquire load above; a shared event's registrations are
         // never taken, so only a sole waiter needs to look.
         if self.sole && self.waiters.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        Some(Ticket(epoch))
+        if epoch != ticket.0 {
+            // Woken: give the registration up, as before this function existed.
+            self.cancel();
+            return None;
+        }
+        Some(ticket)
     }
 
     /// Unregisters a waiter (unless `wake_sole_waiter` already did).
@@ -482,10 +489,10 @@ impl Event {
 ///
 /// In the park phase the first `pause` registers on the event ([`Event::prepare`], with the
 /// heavy barrier) and returns so that the caller re-checks; the next call sleeps. The attempt
-/// between the two is the re-check (d) of the module docs' protocol. A sleep that returns with
-/// the registration still in place keeps it ([`Event::renew`]): the caller re-checks and the
-/// next call sleeps again, without another barrier; only a taken registration is renewed with
-/// `prepare`.
+/// between the two is the re-check (d) of the module docs' protocol. A sleep that returns
+/// without a wake (a timeout) keeps the registration ([`Event::renew`]): the caller re-checks
+/// and the next call sleeps again, without another barrier; after a wake the next sleep
+/// registers anew with `prepare`.
 #[derive(Debug)]
 pub(crate) struct Waiter {
     spins: u64,
@@ -612,9 +619,9 @@ impl Waiter {
                 };
                 SideStats::add(&stats.parks, 1);
                 event.sleep(ticket, timeout);
-                // Still registered (a timeout, or a shared event's wake): keep the registration,
-                // and the caller re-checks before the next sleep; taken: register again.
-                self.ticket = event.renew();
+                // No wake (a timeout): keep the registration, and the caller re-checks before
+                // the next sleep; woken: unregistered, and the next sleep registers again.
+                self.ticket = event.renew(ticket);
             }
         }
         true
