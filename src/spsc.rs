@@ -1119,7 +1119,7 @@ impl<T, R: Readiness> Producer<T, R> {
                 };
             }
             let shared = &*self.shared;
-            if !waiter.pause(&shared.producer_event, &shared.producer_stats) {
+            if !waiter.pause(&*shared.producer_event, &shared.producer_stats) {
                 // The deadline passed: any free slot beats a timeout.
                 break match self.try_push_quiet(value) {
                     Ok(()) => Ok(()),
@@ -1128,7 +1128,7 @@ impl<T, R: Readiness> Producer<T, R> {
                 };
             }
         };
-        let how = waiter.finish(&self.shared.producer_event, &self.shared.producer_stats);
+        let how = waiter.finish(&*self.shared.producer_event, &self.shared.producer_stats);
         self.spin_budget.learn(how);
         out
     }
@@ -1638,11 +1638,11 @@ impl<T, R: Readiness> Consumer<T, R> {
                 Err(TryPopError::Empty) => {}
             }
             let shared = &*self.shared;
-            if !waiter.pause(&shared.consumer_event, &shared.consumer_stats) {
+            if !waiter.pause(&*shared.consumer_event, &shared.consumer_stats) {
                 break Err(PopTimeoutError::Timeout);
             }
         };
-        let how = waiter.finish(&self.shared.consumer_event, &self.shared.consumer_stats);
+        let how = waiter.finish(&*self.shared.consumer_event, &self.shared.consumer_stats);
         self.spin_budget.learn(how);
         out
     }

@@ -14,7 +14,7 @@
 pub(crate) use loom::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
-    sync::{Arc, Condvar, Mutex},
+    sync::{Arc, Condvar, Mutex, MutexGuard},
     thread::yield_now,
 };
 
@@ -22,12 +22,12 @@ pub(crate) use loom::{
 pub(crate) use std::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
-    sync::Arc,
+    sync::{Arc, Mutex, MutexGuard},
     thread::yield_now,
 };
 
 #[cfg(all(not(loom), not(target_os = "linux")))]
-pub(crate) use std::sync::{Condvar, Mutex};
+pub(crate) use std::sync::Condvar;
 
 /// A metrics counter: always a plain std atomic, updated only on slow paths.
 pub(crate) use std::sync::atomic::AtomicU64 as StatU64;

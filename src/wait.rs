@@ -23,7 +23,12 @@
 //!
 //! The SPSC rings have one waiter per event, and their notifier takes the registration when it
 //! wakes it (`Event::wake_sole_waiter`, a swap to 0), so that one park costs one wake however many
-//! items are published before the woken thread runs.
+//! items are published before the woken thread runs. The MPMC ring has any number of waiters per
+//! side, and a count cannot say whose registration a wake used; there each waiter queues a node of
+//! its own and sleeps on that node's word, and the notifier claims a node as it wakes it
+//! (`WaitQueue`, in `wait/queue.rs`): there too, one park costs one wake. In the diagram, (a) is
+//! then the store of the queue's length, (3) its load, and (4)–(5) the claim of the oldest node
+//! and a futex wake on its word.
 //!
 //! # Staying registered across sleeps
 //!
@@ -35,10 +40,9 @@
 //! notifier whose (3) came before it published before (c), which every later re-check sees; a
 //! notifier that bumps the epoch after the ticket was read makes the next sleep return at once.
 //! The epoch is read before the registration is checked, for the reason `Event::prepare` reads
-//! it first. A sleep that ended with a wake gives the registration up, as before, and the next
-//! wait registers anew (keeping it there too was measured, and not kept: docs/benchmarks.md,
-//! fifteenth session). The gain: a
-//! thread parked behind a wake-up threshold wakes every few milliseconds to re-check on its own
+//! it first. A sleep that ended with a wake has lost its registration (the notifier took it, or
+//! a disconnect woke everyone) and the next wait registers anew. A node of the MPMC queue stays
+//! queued across a sleep without a wake in the same way. The gain: a thread parked behind a wake-up threshold wakes every few milliseconds to re-check on its own
 //! (a stalled peer must not strand it); each of those re-checks used to cost a `membarrier`, an
 //! interrupt on every core running the process, the peer's included (on the loaded 2-core CI
 //! machine such a producer burnt ~0.6 ms of CPU per re-check, most likely in that barrier).
@@ -61,9 +65,31 @@
 //! its condition when it returns, so a missed wake costs at most that much latency. The mode is
 //! fixed once, before the first ring exists (`init_barriers`), and `sleep_bound` reports it.
 
+mod queue;
+
+pub(crate) use queue::WaitQueue;
+
 use crate::metrics::SideStats;
 use crate::sync::{fence, spin_loop, yield_now, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// A place where a blocking call registers, sleeps and withdraws: [`Event`] (one waiter per
+/// side, the SPSC rings) and [`WaitQueue`] (any number, the MPMC ring). [`Waiter`] drives either
+/// through these four steps.
+pub(crate) trait Parking {
+    /// What a registration hands to the sleeps that follow it.
+    type Ticket;
+    /// Registers the caller and issues the heavy barrier; the caller re-checks next.
+    fn prepare(&self) -> Self::Ticket;
+    /// Sleeps until woken, at most `timeout` (spurious returns allowed). Returns whether the
+    /// sleep ended by its timeout.
+    fn sleep(&self, ticket: &Self::Ticket, timeout: Option<Duration>) -> bool;
+    /// After a sleep: `Some` if still registered (no wake came), `None` if the registration is
+    /// gone and the next sleep must [`prepare`](Self::prepare) again.
+    fn renew(&self, ticket: Self::Ticket) -> Option<Self::Ticket>;
+    /// Withdraws a registration the caller leaves with.
+    fn cancel(&self, ticket: Self::Ticket);
+}
 
 /// How a blocking call waits when it cannot proceed at once.
 ///
@@ -250,8 +276,13 @@ mod sleeper {
 
     impl Sleeper {
         /// Sleeps while `*word == expected`, at most `timeout`. Spurious returns are fine: callers
-        /// re-check their condition.
-        pub(super) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        /// re-check their condition. Returns whether the sleep ended by its timeout.
+        pub(super) fn wait(
+            &self,
+            word: &AtomicU32,
+            expected: u32,
+            timeout: Option<Duration>,
+        ) -> bool {
             let ts = timeout.map(|d| libc::timespec {
                 tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
                 tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -262,15 +293,16 @@ mod sleeper {
             // SAFETY: `word` is a live, aligned u32 for the duration of the call (AtomicU32 has
             // the layout of u32); `ts_ptr` is null or points to a timespec on this stack frame.
             // FUTEX_WAIT only reads the word and the timespec.
-            unsafe {
+            let r = unsafe {
                 libc::syscall(
                     libc::SYS_futex,
                     word.as_ptr(),
                     libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
                     expected,
                     ts_ptr,
-                );
-            }
+                )
+            };
+            r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT)
         }
 
         /// Wakes up to `n` threads sleeping on `word`.
@@ -308,11 +340,18 @@ mod sleeper {
     }
 
     impl Sleeper {
-        pub(super) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        /// As the futex form: returns whether the sleep ended by its timeout.
+        pub(super) fn wait(
+            &self,
+            word: &AtomicU32,
+            expected: u32,
+            timeout: Option<Duration>,
+        ) -> bool {
             let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            // Acquire: pairs with the waker's Release bump of the epoch.
+            // Acquire: pairs with the waker's Release store (the epoch's bump, or a queued
+            // node's claim).
             if word.load(Ordering::Acquire) != expected {
-                return;
+                return false;
             }
             #[cfg(loom)]
             {
@@ -321,14 +360,21 @@ mod sleeper {
                 // still in place (`Event::renew`); later ones are untimed (timing out every time
                 // would make the waiter's loop unbounded).
                 if timeout.is_some() && !self.timed_out.swap(true, Ordering::Relaxed) {
-                    return;
+                    return true;
                 }
                 drop(self.cv.wait(guard));
+                false
             }
             #[cfg(not(loom))]
             match timeout {
-                Some(d) => drop(self.cv.wait_timeout(guard, d)),
-                None => drop(self.cv.wait(guard)),
+                Some(d) => self
+                    .cv
+                    .wait_timeout(guard, d)
+                    .map_or(false, |(_, t)| t.timed_out()),
+                None => {
+                    drop(self.cv.wait(guard));
+                    false
+                }
             }
         }
 
@@ -343,18 +389,17 @@ mod sleeper {
     }
 }
 
-/// A place where threads of one side of a ring sleep until the other side changes the ring.
+/// Where the one waiting thread of a side of an SPSC ring sleeps until the other side changes
+/// the ring.
 ///
-/// See the module docs for the protocol. `waiters` counts threads between [`Event::prepare`] and
-/// [`Event::cancel`]; `epoch` is the futex word, bumped by every wake.
+/// See the module docs for the protocol. `waiters` is 1 while the thread is registered (between
+/// [`Event::prepare`] and [`Event::cancel`], unless a notifier took the registration with
+/// [`Event::wake_sole_waiter`]); `epoch` is the futex word, bumped by every wake.
 #[derive(Debug, Default)]
 pub(crate) struct Event {
     waiters: AtomicU32,
     epoch: AtomicU32,
     sleeper: sleeper::Sleeper,
-    /// At most one waiter, whose registration a notifier may take ([`Event::wake_sole_waiter`]);
-    /// otherwise any number, and registrations are only ever given up by their owners.
-    sole: bool,
 }
 
 /// What [`Event::prepare`] read; passed to [`Event::sleep`].
@@ -362,18 +407,10 @@ pub(crate) struct Event {
 pub(crate) struct Ticket(u32);
 
 impl Event {
-    /// An event any number of threads may wait on (the MPMC rings).
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     /// An event with at most one waiter at a time (a side of an SPSC ring), woken with
     /// [`wake_sole_waiter`](Self::wake_sole_waiter).
     pub(crate) fn new_sole() -> Self {
-        Event {
-            sole: true,
-            ..Self::default()
-        }
+        Self::default()
     }
 
     /// Cheap check for the notifier, to be called after publishing and [`light_barrier`].
@@ -386,7 +423,7 @@ impl Event {
     /// Wakes up to `n` sleepers. The caller has published its change before calling this.
     #[cold]
     #[inline(never)]
-    pub(crate) fn wake(&self, n: u32) {
+    fn wake(&self, n: u32) {
         // Release: a waiter whose (b) reads this bump must also see what was published before
         // it (the module docs' case "bump before (b)").
         self.epoch.fetch_add(1, Ordering::Release);
@@ -416,10 +453,23 @@ impl Event {
         self.wake(u32::MAX);
     }
 
-    /// Registers the caller as a waiter and issues the heavy barrier. The caller must then
-    /// re-check its condition, and either [`cancel`](Self::cancel) or [`sleep`](Self::sleep)
-    /// and then cancel.
-    pub(crate) fn prepare(&self) -> Ticket {
+    /// Unregisters the waiter (unless `wake_sole_waiter` already did).
+    fn unregister(&self) {
+        // Relaxed: a stale count only costs a notifier one needless wake. Saturating, because
+        // `wake_sole_waiter` may have taken our registration already.
+        let _ = self
+            .waiters
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| w.checked_sub(1));
+    }
+}
+
+impl Parking for Event {
+    type Ticket = Ticket;
+
+    /// Registers the caller as the waiter and issues the heavy barrier. The caller must then
+    /// re-check its condition, and either [`cancel`](Parking::cancel) or
+    /// [`sleep`](Parking::sleep) and then [`renew`](Parking::renew).
+    fn prepare(&self) -> Ticket {
         // The ticket is read *before* registering. Read after, it could include the bump of a
         // notifier that took this very registration (`wake_sole_waiter`) on behalf of an older
         // publication: the waiter would then sleep on the new epoch, unregistered, and miss the
@@ -434,42 +484,58 @@ impl Event {
     }
 
     /// Sleeps until woken, the epoch moved since `prepare`, or `timeout` passed.
-    pub(crate) fn sleep(&self, ticket: Ticket, timeout: Option<Duration>) {
-        self.sleeper.wait(&self.epoch, ticket.0, timeout);
+    fn sleep(&self, ticket: &Ticket, timeout: Option<Duration>) -> bool {
+        self.sleeper.wait(&self.epoch, ticket.0, timeout)
     }
 
-    /// After a [`sleep`](Self::sleep) on `ticket`: if no wake came (the epoch has not moved
-    /// and, for a sole waiter, its registration is still there), the caller stays registered and
-    /// gets `ticket` back, to sleep on again after it re-checks its condition. Otherwise its
-    /// registration is given up (or was taken by [`wake_sole_waiter`](Self::wake_sole_waiter))
-    /// and `None` says it must [`prepare`](Self::prepare) again before another sleep. No barrier:
-    /// see the module docs, "Staying registered across sleeps".
-    pub(crate) fn renew(&self, ticket: Ticket) -> Option<Ticket> {
+    /// After a [`sleep`](Parking::sleep) on `ticket`: if no wake came (the epoch has not moved
+    /// and the registration is still there), the caller stays registered and gets `ticket`
+    /// back, to sleep on again after it re-checks its condition. Otherwise its registration was
+    /// taken by [`wake_sole_waiter`](Self::wake_sole_waiter) (or, after a
+    /// [`wake_all`](Self::wake_all), is given up here) and `None` says it must
+    /// [`prepare`](Parking::prepare) again before another sleep. No barrier: see the module
+    /// docs, "Staying registered across sleeps".
+    fn renew(&self, ticket: Ticket) -> Option<Ticket> {
         // Acquire: pairs with the Release bump in `wake`. Read first, as in `prepare`: if it
         // reads the bump of a notifier that took our registration, that notifier's swap happens
         // before the load below, which then reads 0 (we are the only one who registers); and if
         // a notifier bumps later, the sleep on `ticket` returns at once.
         let epoch = self.epoch.load(Ordering::Acquire);
-        // Relaxed: ordered after the Acquire load above; a shared event's registrations are
-        // never taken, so only a sole waiter needs to look.
-        if self.sole && self.waiters.load(Ordering::Relaxed) == 0 {
+        // Relaxed: ordered after the Acquire load above.
+        if self.waiters.load(Ordering::Relaxed) == 0 {
             return None;
         }
         if epoch != ticket.0 {
-            // Woken: give the registration up, as before this function existed.
-            self.cancel();
+            // Woken by `wake_all`, which takes no registration: give it up.
+            self.unregister();
             return None;
         }
         Some(ticket)
     }
 
-    /// Unregisters a waiter (unless `wake_sole_waiter` already did).
-    pub(crate) fn cancel(&self) {
-        // Relaxed: a stale count only costs a notifier one needless wake. Saturating, because
-        // `wake_sole_waiter` may have taken our registration already.
-        let _ = self
-            .waiters
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| w.checked_sub(1));
+    /// Unregisters the waiter (unless `wake_sole_waiter` already did).
+    fn cancel(&self, _ticket: Ticket) {
+        self.unregister();
+    }
+}
+
+impl Parking for WaitQueue {
+    type Ticket = queue::QueueTicket;
+
+    fn prepare(&self) -> Self::Ticket {
+        WaitQueue::prepare(self)
+    }
+
+    fn sleep(&self, ticket: &Self::Ticket, timeout: Option<Duration>) -> bool {
+        WaitQueue::sleep(self, ticket, timeout)
+    }
+
+    fn renew(&self, ticket: Self::Ticket) -> Option<Self::Ticket> {
+        WaitQueue::renew(self, ticket)
+    }
+
+    fn cancel(&self, ticket: Self::Ticket) {
+        WaitQueue::cancel(self, ticket);
     }
 }
 
@@ -494,17 +560,22 @@ impl Event {
 /// and the next call sleeps again, without another barrier; after a wake the next sleep
 /// registers anew with `prepare`.
 #[derive(Debug)]
-pub(crate) struct Waiter {
+pub(crate) struct Waiter<P: Parking> {
     spins: u64,
     yields: u64,
     park: bool,
     count: u64,
     deadline: Option<Instant>,
     recheck: Option<Duration>,
-    ticket: Option<Ticket>,
+    ticket: Option<P::Ticket>,
     /// When the wait started to be timed: not before [`UNTIMED_SPINS`], so that a wait that a
     /// short spin resolves reads no clock at all.
     start: Option<Instant>,
+    /// loom models no time, and its sleeper times out a node's or event's first timed sleep at
+    /// once: when that sleep was bounded by the deadline, the deadline counts as passed, so that
+    /// the models can take the path of a waiter that gives up while registered.
+    #[cfg(loom)]
+    deadline_passed: bool,
 }
 
 /// Retries a blocking pop makes on its own path, with a spin hint before each, before it sets
@@ -541,7 +612,7 @@ pub(crate) fn spin_briefly<R>(
 /// Spins a wait makes before it reads the clock (for the blocked-time metric).
 const UNTIMED_SPINS: u64 = 128;
 
-impl Waiter {
+impl<P: Parking> Waiter<P> {
     /// `recheck` bounds each sleep: used where the other side wakes us only past a threshold
     /// (batched wake-ups), so that a stalled peer cannot leave us asleep forever while a partial
     /// amount is ready.
@@ -569,16 +640,22 @@ impl Waiter {
             ticket: None,
             // A wait with a deadline reads the clock anyway: time all of it.
             start: deadline.map(|_| Instant::now()),
+            #[cfg(loom)]
+            deadline_passed: false,
         }
     }
 
     fn expired(&self) -> bool {
+        #[cfg(loom)]
+        if self.deadline_passed {
+            return true;
+        }
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Waits a little after a failed attempt. Returns `false` once the deadline has passed: the
     /// caller then gives up (after calling [`finish`](Self::finish)).
-    pub(crate) fn pause(&mut self, event: &Event, stats: &SideStats) -> bool {
+    pub(crate) fn pause(&mut self, event: &P, stats: &SideStats) -> bool {
         let n = self.count;
         self.count = n.saturating_add(1);
         if n == UNTIMED_SPINS.min(self.spins) && self.start.is_none() {
@@ -618,7 +695,13 @@ impl Waiter {
                     None => recheck,
                 };
                 SideStats::add(&stats.parks, 1);
-                event.sleep(ticket, timeout);
+                let timed_out = event.sleep(&ticket, timeout);
+                #[cfg(loom)]
+                if timed_out && self.deadline.is_some() && recheck.is_none() {
+                    self.deadline_passed = true;
+                }
+                #[cfg(not(loom))]
+                let _ = timed_out;
                 // No wake (a timeout): keep the registration, and the caller re-checks before
                 // the next sleep; woken: unregistered, and the next sleep registers again.
                 self.ticket = event.renew(ticket);
@@ -629,9 +712,9 @@ impl Waiter {
 
     /// Ends the blocking call: unregisters from the event if still registered and records the
     /// time spent blocked.
-    pub(crate) fn finish(mut self, event: &Event, stats: &SideStats) -> Finished {
-        if self.ticket.take().is_some() {
-            event.cancel();
+    pub(crate) fn finish(mut self, event: &P, stats: &SideStats) -> Finished {
+        if let Some(ticket) = self.ticket.take() {
+            event.cancel(ticket);
         }
         if let Some(start) = self.start {
             stats.add_blocked(start.elapsed());

@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weir::mpmc::{self, Consumer, Producer};
-use weir::{PopError, TryPopError, WaitStrategy};
+use weir::{PopError, PopTimeoutError, TryPopError, WaitStrategy};
 
 /// Preemption bound of every model (overridden by `LOOM_MAX_PREEMPTIONS`), except those that
 /// say otherwise.
@@ -181,6 +181,57 @@ fn disconnect_wakes_parked_producers() {
         assert!(ok <= 1, "{r:?}");
         assert!(matches!(r[0], Ok(()) | Err(2)));
         assert!(matches!(r[1], Ok(()) | Err(3)));
+    });
+}
+
+/// Proves that each item published while consumers are parked wakes one of them, by name
+/// (`WaitQueue`: the notifier claims a queued node and wakes its thread). Two consumers park
+/// on an empty ring of 2; the main thread pushes two items and holds the producer until both
+/// consumers have returned, so no disconnect can wake them: a wake lost or spent twice on one
+/// node would leave a consumer asleep and loom would report a deadlock.
+#[test]
+fn each_item_wakes_one_parked_consumer() {
+    model("each_item_wakes_one_of_two_parked", || {
+        let (tx, rx) = parking_ring(2);
+        let rx2 = rx.clone();
+        let c1 = thread::spawn(move || rx.pop());
+        let c2 = thread::spawn(move || rx2.pop());
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+        let mut got = [c1.join().unwrap().unwrap(), c2.join().unwrap().unwrap()];
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        drop(tx);
+    });
+}
+
+/// Proves that a wake claimed for a waiter that leaves is passed on (`WaitQueue::cancel`).
+/// Consumer T pops with a timeout (under loom its one timed sleep times out at once, so it may
+/// leave with `Timeout` after a notifier claimed its node), consumer B pops without one; the
+/// main thread pushes one item, and a second only if T took the first. The producer is held
+/// until B returns, so only a wake can free B: had T's claimed wake been dropped with T, B
+/// would sleep beside an item forever (a deadlock for loom).
+#[test]
+fn a_wake_claimed_by_a_leaving_waiter_is_passed_on() {
+    model("claimed_wake_passed_on", || {
+        let (tx, rx) = parking_ring(2);
+        let rx2 = rx.clone();
+        let timed = thread::spawn(move || rx.pop_timeout(std::time::Duration::from_secs(60)));
+        let blocking = thread::spawn(move || rx2.pop());
+        tx.push(1).unwrap();
+        let t = timed.join().unwrap();
+        if t.is_ok() {
+            tx.push(2).unwrap();
+        }
+        let b = blocking.join().unwrap();
+        match t {
+            Ok(v) => assert_eq!((v, b), (1, Ok(2))),
+            Err(e) => {
+                assert_eq!(e, PopTimeoutError::Timeout);
+                assert_eq!(b, Ok(1));
+            }
+        }
+        drop(tx);
     });
 }
 
