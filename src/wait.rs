@@ -42,7 +42,8 @@
 //! The epoch is read before the registration is checked, for the reason `Event::prepare` reads
 //! it first. A sleep that ended with a wake has lost its registration (the notifier took it, or
 //! a disconnect woke everyone) and the next wait registers anew. A node of the MPMC queue stays
-//! queued across a sleep without a wake in the same way. The gain: a thread parked behind a wake-up threshold wakes every few milliseconds to re-check on its own
+//! queued across a sleep without a wake in the same way. The gain: a thread parked behind a
+//! wake-up threshold wakes every few milliseconds to re-check on its own
 //! (a stalled peer must not strand it); each of those re-checks used to cost a `membarrier`, an
 //! interrupt on every core running the process, the peer's included (on the loaded 2-core CI
 //! machine such a producer burnt ~0.6 ms of CPU per re-check, most likely in that barrier).
@@ -355,10 +356,11 @@ mod sleeper {
             }
             #[cfg(loom)]
             {
-                // loom models no time. The first timed wait on this sleeper times out at once,
-                // so that the models take the path of a sleep that ends with the registration
-                // still in place (`Event::renew`); later ones are untimed (timing out every time
-                // would make the waiter's loop unbounded).
+                // loom models no time. The first timed wait on this sleeper (an SPSC event's, or
+                // an MPMC queue node's) times out at once, so that the models take the path of a
+                // sleep that ends with the registration still in place (`Parking::renew`), and,
+                // when the deadline bounded it, of a deadline that passes (`Waiter`); later ones
+                // are untimed (timing out every time would make the waiter's loop unbounded).
                 if timeout.is_some() && !self.timed_out.swap(true, Ordering::Relaxed) {
                     return true;
                 }

@@ -21,8 +21,10 @@
 //! passed) moves its node from `WAITING` to `LEFT` first and then takes it out of the queue; a
 //! notifier that dequeues a node already `LEFT` skips it and takes the next one. If that
 //! compare-exchange fails, the node was claimed by a notifier whose wake the waiter has not acted
-//! on, and the waiter passes it on to the next node (`WaitQueue::cancel`): a wake is never spent on
-//! a thread that is leaving, so "every publication wakes one sleeper" still holds.
+//! on, and the waiter passes it on to the next node (`WaitQueue::cancel`): a wake claimed for a
+//! thread that leaves goes on to one that stays, so "each publication wakes a sleeper that will
+//! retry for it" still holds. (Passing on may cost a needless wake, when the leaving thread's
+//! re-check took the very item the wake was for.)
 
 use super::sleeper::Sleeper;
 use crate::sync::{Arc, AtomicU32, Mutex, MutexGuard, Ordering};
@@ -62,8 +64,8 @@ impl WaitQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Node>>> {
-        // A panic never happens while the queue is locked (no user code runs under the lock, and
-        // `push_back` reserves before it writes), so a poisoned lock still holds a sound queue.
+        // Nothing panics while the queue is locked (no user code runs under the lock; a failed
+        // allocation in `push_back` aborts), so even a poisoned lock would hold a sound queue.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
