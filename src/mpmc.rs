@@ -586,7 +586,9 @@ impl<T> Shared<T> {
     #[inline(never)]
     fn wake(&self, event: &WaitQueue, stats: &SideStats, n: usize) {
         let woken = event.wake(u32::try_from(n).unwrap_or(u32::MAX));
-        SideStats::add(&stats.wakes_sent, u64::from(woken));
+        if woken != 0 {
+            SideStats::add(&stats.wakes_sent, u64::from(woken));
+        }
     }
 
     // -----------------------------------------------------------------------------------------

@@ -521,26 +521,6 @@ impl Parking for Event {
     }
 }
 
-impl Parking for WaitQueue {
-    type Ticket = queue::QueueTicket;
-
-    fn prepare(&self) -> Self::Ticket {
-        WaitQueue::prepare(self)
-    }
-
-    fn sleep(&self, ticket: &Self::Ticket, timeout: Option<Duration>) -> bool {
-        WaitQueue::sleep(self, ticket, timeout)
-    }
-
-    fn renew(&self, ticket: Self::Ticket) -> Option<Self::Ticket> {
-        WaitQueue::renew(self, ticket)
-    }
-
-    fn cancel(&self, ticket: Self::Ticket) {
-        WaitQueue::cancel(self, ticket);
-    }
-}
-
 /// The state of one blocking call between its retries: spin, then yield, then park.
 ///
 /// Used as a loop around the caller's non-blocking attempt, so that the attempt can borrow the

@@ -27,6 +27,7 @@
 //! re-check took the very item the wake was for.)
 
 use super::sleeper::Sleeper;
+use super::Parking;
 use crate::sync::{Arc, AtomicU32, Mutex, MutexGuard, Ordering};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -117,11 +118,15 @@ impl WaitQueue {
         self.queued.store(q.len() as u32, Ordering::Relaxed);
         node
     }
+}
+
+impl Parking for WaitQueue {
+    type Ticket = QueueTicket;
 
     /// Registers the caller (enqueues a node of its own) and issues the heavy barrier. The
-    /// caller must then re-check its condition, and either [`cancel`](Self::cancel) or
-    /// [`sleep`](Self::sleep) and then [`renew`](Self::renew).
-    pub(crate) fn prepare(&self) -> QueueTicket {
+    /// caller must then re-check its condition, and either [`cancel`](Parking::cancel) or
+    /// [`sleep`](Parking::sleep) and then [`renew`](Parking::renew).
+    fn prepare(&self) -> QueueTicket {
         let node = Arc::new(Node::default());
         {
             let mut q = self.lock();
@@ -135,14 +140,14 @@ impl WaitQueue {
 
     /// Sleeps until a notifier claims the node, or `timeout` passes (or spuriously). Returns
     /// whether the sleep ended by its timeout.
-    pub(crate) fn sleep(&self, ticket: &QueueTicket, timeout: Option<Duration>) -> bool {
+    fn sleep(&self, ticket: &QueueTicket, timeout: Option<Duration>) -> bool {
         ticket.0.sleeper.wait(&ticket.0.state, WAITING, timeout)
     }
 
     /// After a sleep: still queued (a timeout, or a spurious return) gives the ticket back, to
     /// sleep on again after the caller's re-check; claimed by a notifier gives `None`, and the
-    /// caller must re-check and [`prepare`](Self::prepare) again before another sleep.
-    pub(crate) fn renew(&self, ticket: QueueTicket) -> Option<QueueTicket> {
+    /// caller must re-check and [`prepare`](Parking::prepare) again before another sleep.
+    fn renew(&self, ticket: QueueTicket) -> Option<QueueTicket> {
         // Acquire: pairs with the notifier's Release claim, so the re-check sees its item.
         match ticket.0.state.load(Ordering::Acquire) {
             WAITING => Some(ticket),
@@ -152,7 +157,7 @@ impl WaitQueue {
 
     /// Withdraws a registration the caller leaves with (its attempt succeeded, or it gives up).
     /// If a notifier claimed the node meanwhile, its wake is passed on to the next waiter.
-    pub(crate) fn cancel(&self, ticket: QueueTicket) {
+    fn cancel(&self, ticket: QueueTicket) {
         // Acquire on failure: pairs with the Release claim (the wake passed on is for an item
         // published before it). Relaxed on success: only this thread acts on `LEFT`, and the
         // lock below orders its removal.
