@@ -76,6 +76,17 @@ const THRESHOLD_RECHECK: Duration = Duration::from_millis(2);
 /// at most this many minus one.
 const COUNTER_PERIOD: usize = 16;
 
+/// A single push that finds the ring full looks again at the consumer's counter no sooner than
+/// this after its last refused look: a `try_push` within this interval of a refusal first waits
+/// out the rest of it. Every look at a full ring takes the counter's cache line from the
+/// consumer, whose next pop must then win it back before its store of `head` can drain; a
+/// producer that retries at once, as a spinning caller does, keeps the consumer, the stage
+/// that sets the pace when the ring is full, stalled on that line, and the ring then stays
+/// full: measured, with a consumer doing a few ns of work per item, 2.5× less throughput than
+/// with the interval (docs/benchmarks.md, "What changed in the seventeenth session"). The
+/// first refusal of a run is immediate; a call long after the last refusal does not wait.
+const REPOLL_INTERVAL: Duration = Duration::from_nanos(250);
+
 /// Creates a ring that holds exactly `capacity` items, with the default options.
 ///
 /// # Panics
@@ -131,6 +142,7 @@ pub struct Builder {
     read_prefetch: bool,
     demote: bool,
     prefetch_lines: usize,
+    repoll_interval: Duration,
     start: usize,
 }
 
@@ -147,6 +159,7 @@ impl Builder {
             read_prefetch: true,
             demote: true,
             prefetch_lines: PREFETCH_LINES,
+            repoll_interval: REPOLL_INTERVAL,
             start: 0,
         }
     }
@@ -260,6 +273,31 @@ impl Builder {
         self
     }
 
+    /// How long after a refused single push (the ring full by a fresh look at the consumer's
+    /// counter, or by the slot's stamp in the [`Stamped`] flavour) the producer waits before
+    /// it looks again (default 250 ns): a
+    /// [`try_push`](Producer::try_push) within this interval of a refusal first waits out the
+    /// rest of it. The first refusal of a run is immediate, and a call made later than the
+    /// interval does not wait. A producer that looks at a full ring again at once takes the
+    /// counter's cache line from the consumer on every look, and stalls the consumer, which
+    /// sets the pace while the ring is full (docs/benchmarks.md, "What changed in the
+    /// seventeenth session"). `Duration::ZERO` turns it off: every refused call looks again at
+    /// once. Blocking pushes wait per their [`WaitStrategy`] instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut tx, _rx) = weir::spsc::Builder::new(1)
+    ///     .repoll_interval(Duration::ZERO)
+    ///     .build::<u64>()?;
+    /// tx.try_push(1).unwrap();
+    /// assert!(tx.try_push(2).is_err()); // full: refused, and the item handed back
+    /// # Ok::<(), weir::CapacityError>(())
+    /// ```
+    pub fn repoll_interval(mut self, interval: Duration) -> Self {
+        self.repoll_interval = interval;
+        self
+    }
+
     /// How many cache lines ahead [`write_prefetch`](Self::write_prefetch) and
     /// [`read_prefetch`](Self::read_prefetch) ask for (default 8):
     /// for the distance experiments of docs/benchmarks.md. Not part of the stable API.
@@ -361,6 +399,8 @@ impl Builder {
             spin_budget: SpinBudget::new(),
             free_gap: slots - capacity,
             publish_mask: counter_period - 1,
+            refused_at: None,
+            repoll_interval: self.repoll_interval,
         };
         let read_ahead = if self.read_prefetch && !R::IN_SLOT {
             prefetch_distance::<Cell<T, R::Stamp>>(capacity, self.prefetch_lines)
@@ -733,6 +773,11 @@ pub struct Producer<T, R: Readiness = Indexed> {
     /// `Stamped` only: a single push stores `tail` when `tail & publish_mask == 0` (see
     /// `Shared::counter_period`). 0 for `Indexed` (unused).
     publish_mask: usize,
+    /// When a single push last found the ring full by a fresh look at the consumer's counter,
+    /// if it has not looked again since (see [`Builder::repoll_interval`]).
+    refused_at: Option<Instant>,
+    /// [`Builder::repoll_interval`]; zero: off.
+    repoll_interval: Duration,
 }
 
 /// A handle's prefetch distance in slots for a ring of `capacity` slots of type `S`: `lines`
@@ -799,6 +844,43 @@ impl<T, R: Readiness> Producer<T, R> {
         room
     }
 
+    /// A single push reached the cached bound: reloads the consumer's counter, no sooner than
+    /// the repoll interval after the last refused reload; false if the ring is full (the time
+    /// is then noted). Out of line: it runs once per cached window, and the single-push loop
+    /// measured faster with only the call in it (docs/benchmarks.md, "What changed in the
+    /// seventeenth session").
+    #[inline(never)]
+    fn reload_at_limit(&mut self) -> bool {
+        self.wait_out_repoll_interval();
+        if self.reload_limit() != 0 {
+            return true;
+        }
+        self.note_refusal();
+        false
+    }
+
+    /// Before a look at the consumer's counter: if the last look was refused less than the
+    /// repoll interval ago, waits until the interval has passed. Disarms the pacing.
+    #[inline]
+    fn wait_out_repoll_interval(&mut self) {
+        if let Some(refused_at) = self.refused_at.take() {
+            let resume = refused_at + self.repoll_interval;
+            while Instant::now() < resume {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// A fresh look at the consumer's counter found the ring full: arms the pacing (unless the
+    /// interval is zero, or under loom, which models no time: spinning on the clock would make
+    /// its replays differ).
+    #[cold]
+    fn note_refusal(&mut self) {
+        if !cfg!(loom) && !self.repoll_interval.is_zero() {
+            self.refused_at = Some(Instant::now());
+        }
+    }
+
     /// The nearer of `limit` and (with the prefetch on) `prefetch_at`, from `tail`: the next
     /// checkpoint, set by [`Producer::pass_checkpoint`].
     #[inline(always)]
@@ -817,7 +899,7 @@ impl<T, R: Readiness> Producer<T, R> {
     /// prefetch if `tail` is at `prefetch_at`, and sets the next checkpoint.
     #[inline]
     fn pass_checkpoint(&mut self) -> bool {
-        if self.tail == self.limit && self.reload_limit() == 0 {
+        if self.tail == self.limit && !self.reload_at_limit() {
             return false; // full: `checkpoint == limit == tail`, so the next push checks again
         }
         if self.prefetch_ahead != 0 && self.tail == self.prefetch_at {
@@ -988,6 +1070,9 @@ impl<T, R: Readiness> Producer<T, R> {
     /// compute them again.
     #[inline(always)]
     fn try_push_stamped(&mut self, value: T) -> Result<(), TryPushError<T>> {
+        if self.refused_at.is_some() {
+            self.wait_out_repoll_interval();
+        }
         let shared = &*self.shared;
         // Relaxed: as in `consumer_gone`.
         if shared.consumer_closed.load(Ordering::Relaxed) {
@@ -998,6 +1083,7 @@ impl<T, R: Readiness> Producer<T, R> {
         let probe_seq = seq.wrapping_add(self.free_gap);
         let probe = shared.cell(probe_seq);
         if !R::is_free(&probe.stamp, probe_seq) && !self.freed_by_batch(seq) {
+            self.note_refusal();
             return Err(TryPushError::Full(value));
         }
         // SAFETY: the item of `seq - capacity` has been read (its slot's free mark, or
@@ -1017,7 +1103,9 @@ impl<T, R: Readiness> Producer<T, R> {
         Ok(())
     }
 
-    /// Pushes `value` if there is room; otherwise hands it back at once.
+    /// Pushes `value` if there is room; otherwise hands it back. Never blocks; a call made
+    /// within the [repoll interval](Builder::repoll_interval) (250 ns) of a refusal first waits
+    /// out the rest of it, so that a caller spinning at a full ring does not stall the consumer.
     ///
     /// ```
     /// let (mut tx, _rx) = weir::spsc::channel(1);
@@ -2051,6 +2139,75 @@ mod tests {
             slow_consumer_sends_at_most_one_wake_per_registration,
             blocked_producer_stays_registered_across_rechecks,
         );
+    }
+
+    /// The repoll interval: a refusal right after room ran out is immediate; a second push
+    /// within the interval of it waits the interval out before it looks at `head` again (and,
+    /// refused, hands the item back); a push that finds room clears the pacing. The interval is
+    /// long, so that each bound holds with room to spare on a loaded machine.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs real time")]
+    fn refused_pushes_look_again_no_sooner_than_the_repoll_interval() {
+        refused_pushes_look_again_no_sooner_than_the_repoll_interval_in::<Indexed>();
+        refused_pushes_look_again_no_sooner_than_the_repoll_interval_in::<Stamped>();
+    }
+
+    fn refused_pushes_look_again_no_sooner_than_the_repoll_interval_in<R: Readiness>() {
+        let interval = Duration::from_millis(200);
+        let (mut tx, mut rx) = Builder::new(2)
+            .repoll_interval(interval)
+            .build_flavour::<u32, R>()
+            .unwrap();
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        let first = Instant::now();
+        assert_eq!(tx.try_push(3), Err(TryPushError::Full(3)));
+        assert!(first.elapsed() < interval, "the first refusal waited");
+        assert_eq!(tx.try_push(4), Err(TryPushError::Full(4)));
+        assert!(
+            first.elapsed() >= interval,
+            "a second refusal within the interval looked again at once"
+        );
+        // Room appears; the push right after the second refusal still waits out its interval.
+        let second = Instant::now();
+        assert_eq!(rx.try_pop(), Ok(1));
+        tx.try_push(5).unwrap();
+        assert!(second.elapsed() >= interval - Duration::from_millis(1));
+        // The success cleared the pacing: the next refusal is immediate again.
+        let third = Instant::now();
+        assert_eq!(tx.try_push(6), Err(TryPushError::Full(6)));
+        assert!(
+            third.elapsed() < interval,
+            "a refusal after a success waited"
+        );
+        assert_eq!(tx.metrics().push_full, 3);
+        assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(2), Ok(5)));
+    }
+
+    /// Whether a refusal arms the pacing: it does by default, never with a zero interval (a
+    /// refused push then has nothing to wait out), and a push that finds room disarms it.
+    #[test]
+    fn a_refusal_arms_the_pacing_unless_the_interval_is_zero() {
+        a_refusal_arms_the_pacing_unless_the_interval_is_zero_in::<Indexed>();
+        a_refusal_arms_the_pacing_unless_the_interval_is_zero_in::<Stamped>();
+    }
+
+    fn a_refusal_arms_the_pacing_unless_the_interval_is_zero_in<R: Readiness>() {
+        for (interval, armed) in [(REPOLL_INTERVAL, true), (Duration::ZERO, false)] {
+            let (mut tx, mut rx) = Builder::new(1)
+                .repoll_interval(interval)
+                .build_flavour::<u32, R>()
+                .unwrap();
+            tx.try_push(1).unwrap();
+            assert!(tx.refused_at.is_none());
+            for i in 0..3 {
+                assert_eq!(tx.try_push(i), Err(TryPushError::Full(i)));
+                assert_eq!(tx.refused_at.is_some(), armed && !cfg!(loom));
+            }
+            assert_eq!(rx.try_pop(), Ok(1));
+            tx.try_push(7).unwrap();
+            assert!(tx.refused_at.is_none());
+        }
     }
 
     #[test]
