@@ -8,7 +8,8 @@
 //! cargo run --profile bench --example harness -- --markdown out.md --svg docs/benchmarks.svg
 //! ```
 //!
-//! Rows: `spsc` (single-item try_push/try_pop + spin), `batch` (batches of 64, each crate's batch
+//! Rows: `spsc` (single-item try_push/try_pop + spin), `busy` (the same with a consumer that
+//! does a few ns of work per item, so the ring runs full), `batch` (batches of 64, each crate's batch
 //! API), `rtt` (ping-pong round trip, with the raw-atomics floor), `mpmc` (2P2C, 4P4C, 2P1C),
 //! `slow` (a consumer spending ~5 µs per item: wall time and the producer's CPU per item).
 //! Producers are pinned to core 0, consumers to core 1; the ring holds 1024 `u64` for everyone.
@@ -102,6 +103,7 @@ fn run_icount(name: &str, items: u64, batch: bool) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 enum Row {
     Spsc,
+    Busy,
     Batch,
     Rtt,
     Mpmc,
@@ -285,6 +287,7 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(Weir),
         e!(WeirAgain),
         e!(WeirNoPrefetch),
+        e!(WeirNoRepoll),
         e!(WeirStamped),
         e!(Rtrb),
         e!(Ringbuf),
@@ -298,6 +301,36 @@ fn spsc_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
         e!(BareHints),
         e!(BareStamp),
         e!(BareStampChecks),
+    ];
+    all.into_iter().filter(|e| selected(args, e.name)).collect()
+}
+
+/// The busy-consumer row: the single-item contenders that spin on `try_push` (the channels,
+/// which park or are far slower, are left out), and the reference rings.
+fn busy_entries(args: &Args, items: u64) -> Vec<Entry<Boxed<f64>>> {
+    macro_rules! e {
+        ($q:ty) => {
+            entry(
+                <$q as Spsc>::NAME,
+                Box::new(move |warm: bool| {
+                    let n = if warm { items / 10 } else { items };
+                    let d = spsc_busy_consumer::<$q>(n, BUSY_CONSUMER_ROUNDS);
+                    n as f64 / d.as_secs_f64() / 1e6
+                }) as Boxed<f64>,
+            )
+        };
+    }
+    let all = vec![
+        e!(Weir),
+        e!(WeirAgain),
+        e!(WeirNoRepoll),
+        e!(WeirStamped),
+        e!(Rtrb),
+        e!(Ringbuf),
+        e!(ArrayQueue),
+        e!(Disruptor),
+        e!(Bare),
+        e!(BareHints),
     ];
     all.into_iter().filter(|e| selected(args, e.name)).collect()
 }
@@ -568,7 +601,14 @@ fn main() {
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
     let sizes = Sizes::new(args.quick, args.scale);
     let rows: Vec<Row> = if args.rows.is_empty() {
-        vec![Row::Spsc, Row::Batch, Row::Rtt, Row::Mpmc, Row::Slow]
+        vec![
+            Row::Spsc,
+            Row::Busy,
+            Row::Batch,
+            Row::Rtt,
+            Row::Mpmc,
+            Row::Slow,
+        ]
     } else {
         args.rows.clone()
     };
@@ -638,9 +678,56 @@ fn main() {
             1.0,
             "what the prefetches buy",
         );
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, WeirNoRepoll::NAME),
+            "(reference) SPSC single: weir / weir no-repoll",
+            1.0,
+            "what the repoll interval buys",
+        );
         aa_goal(&mut goals, &s, "single");
         bare_goals(&mut goals, &s, "single");
         stamp_goals(&mut goals, &s);
+    }
+
+    if rows.contains(&Row::Busy) {
+        eprint!("spsc busy   ");
+        let entries = busy_entries(&args, sizes.spsc);
+        let mut s = Samples::default();
+        let noise = interleave(&args, runs, true, &entries, |name, v| s.push(name, v));
+        throughput_table(
+            &mut md,
+            &format!(
+                "1b. SPSC single-item throughput, busy consumer (try_push / try_pop + spin; the \
+                 consumer does {} dependent multiply–rotates per item, so the ring runs full; {} \
+                 items per run), M items/s",
+                BUSY_CONSUMER_ROUNDS, sizes.spsc
+            ),
+            &entries.iter().map(|e| e.name).collect::<Vec<_>>(),
+            &s,
+            None,
+        );
+        let _ = writeln!(md, "{}\n", noise.note());
+        // No goal of issue 6 covers this row: it shows a full ring under backpressure, where
+        // the consumer sets the pace and the producer's retries can slow it.
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, Rtrb::NAME),
+            "(reference) SPSC busy consumer: weir / rtrb",
+            f64::NAN,
+            "no goal set",
+        );
+        ratio_goal(
+            &mut goals,
+            &s,
+            (Weir::NAME, WeirNoRepoll::NAME),
+            "(reference) SPSC busy consumer: weir / weir no-repoll",
+            1.0,
+            "what the repoll interval buys",
+        );
+        aa_goal(&mut goals, &s, "busy consumer");
     }
 
     if rows.contains(&Row::Batch) {

@@ -301,6 +301,16 @@ weir_options_contender!(
     |b| b.write_prefetch(false).read_prefetch(false)
 );
 weir_options_contender!(
+    /// weir's default SPSC ring with the repoll interval turned off
+    /// (`Builder::repoll_interval(Duration::ZERO)`): a refused single push looks at the
+    /// consumer's counter again at once on the next call, as the peers do. The same-run
+    /// reference for what the interval buys (docs/benchmarks.md, "What changed in the
+    /// seventeenth session"), single items.
+    WeirNoRepoll,
+    "weir no-repoll",
+    |b| b.repoll_interval(Duration::ZERO)
+);
+weir_options_contender!(
     /// weir's default SPSC ring again, built through `Builder` with no option changed: the same
     /// code as [`Weir`], in a second copy of every benchmark loop (each contender's loops are
     /// its own monomorphised copy). An A/A control: its ratio to `weir` should be 1.00, and what
@@ -737,6 +747,50 @@ pub fn spsc_single<Q: Spsc>(items: u64) -> Duration {
                 let v = pop_spin::<Q>(&mut rx);
                 assert_eq!(v, i, "{}: out of order", Q::NAME);
             }
+            (Instant::now(), rx)
+        },
+    );
+    drop((tx, rx));
+    end.duration_since(start)
+}
+
+/// Rounds of [`consumer_work`] per item in the busy-consumer workload.
+pub const BUSY_CONSUMER_ROUNDS: u32 = 3;
+
+/// The busy consumer's work on one item: `rounds` dependent multiply–rotates (a few ns), kept
+/// from being optimised away. Enough to make the consumer the slower side of every ring here, so
+/// that the ring runs full, as in a pipeline under backpressure.
+#[inline(always)]
+pub fn consumer_work(mut x: u64, rounds: u32) -> u64 {
+    for _ in 0..rounds {
+        x = std::hint::black_box(x)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(7);
+    }
+    x
+}
+
+/// Single-item throughput with a busy consumer: as [`spsc_single`], but the consumer does
+/// [`consumer_work`] on each item, so the ring runs full and the producer's failed `try_push`
+/// calls (and its spin) meet a consumer that sets the pace. Returns the time from the
+/// producer's start to the consumer's last item.
+pub fn spsc_busy_consumer<Q: Spsc>(items: u64, rounds: u32) -> Duration {
+    let (mut tx, mut rx) = Q::channel(CAPACITY);
+    let (start, tx, (end, rx)) = run_pair(
+        move || {
+            for i in 0..items {
+                push_spin::<Q>(&mut tx, i);
+            }
+            tx
+        },
+        move || {
+            let mut acc = 0u64;
+            for i in 0..items {
+                let v = pop_spin::<Q>(&mut rx);
+                assert_eq!(v, i, "{}: out of order", Q::NAME);
+                acc = acc.wrapping_add(consumer_work(v, rounds));
+            }
+            std::hint::black_box(acc);
             (Instant::now(), rx)
         },
     );
