@@ -274,15 +274,18 @@ impl Builder {
     }
 
     /// How long after a refused single push (the ring full by a fresh look at the consumer's
-    /// counter, or by the slot's stamp in the [`Stamped`] flavour) the producer waits before
-    /// it looks again (default 250 ns): a
+    /// counter) the producer waits before it looks again (default 250 ns; [`Indexed`] flavour
+    /// only, see below): a
     /// [`try_push`](Producer::try_push) within this interval of a refusal first waits out the
     /// rest of it. The first refusal of a run is immediate, and a call made later than the
     /// interval does not wait. A producer that looks at a full ring again at once takes the
     /// counter's cache line from the consumer on every look, and stalls the consumer, which
     /// sets the pace while the ring is full (docs/benchmarks.md, "What changed in the
     /// seventeenth session"). `Duration::ZERO` turns it off: every refused call looks again at
-    /// once. Blocking pushes wait per their [`WaitStrategy`] instead.
+    /// once. Blocking pushes wait per their [`WaitStrategy`] instead. The [`Stamped`] flavour
+    /// does not pace: its single pushes learn of room from the slot, with no cached bound to
+    /// hang the check on, and a check on every push cost its single-item loop about a third
+    /// when the ring was not full.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1070,9 +1073,6 @@ impl<T, R: Readiness> Producer<T, R> {
     /// compute them again.
     #[inline(always)]
     fn try_push_stamped(&mut self, value: T) -> Result<(), TryPushError<T>> {
-        if self.refused_at.is_some() {
-            self.wait_out_repoll_interval();
-        }
         let shared = &*self.shared;
         // Relaxed: as in `consumer_gone`.
         if shared.consumer_closed.load(Ordering::Relaxed) {
@@ -1083,7 +1083,6 @@ impl<T, R: Readiness> Producer<T, R> {
         let probe_seq = seq.wrapping_add(self.free_gap);
         let probe = shared.cell(probe_seq);
         if !R::is_free(&probe.stamp, probe_seq) && !self.freed_by_batch(seq) {
-            self.note_refusal();
             return Err(TryPushError::Full(value));
         }
         // SAFETY: the item of `seq - capacity` has been read (its slot's free mark, or
@@ -1103,9 +1102,10 @@ impl<T, R: Readiness> Producer<T, R> {
         Ok(())
     }
 
-    /// Pushes `value` if there is room; otherwise hands it back. Never blocks; a call made
-    /// within the [repoll interval](Builder::repoll_interval) (250 ns) of a refusal first waits
-    /// out the rest of it, so that a caller spinning at a full ring does not stall the consumer.
+    /// Pushes `value` if there is room; otherwise hands it back. Never blocks; in the default
+    /// [`Indexed`] flavour, a call made within the [repoll interval](Builder::repoll_interval)
+    /// (250 ns) of a refusal first waits out the rest of it, so that a caller spinning at a
+    /// full ring does not stall the consumer.
     ///
     /// ```
     /// let (mut tx, _rx) = weir::spsc::channel(1);
@@ -2148,15 +2148,10 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "needs real time")]
     fn refused_pushes_look_again_no_sooner_than_the_repoll_interval() {
-        refused_pushes_look_again_no_sooner_than_the_repoll_interval_in::<Indexed>();
-        refused_pushes_look_again_no_sooner_than_the_repoll_interval_in::<Stamped>();
-    }
-
-    fn refused_pushes_look_again_no_sooner_than_the_repoll_interval_in<R: Readiness>() {
         let interval = Duration::from_millis(200);
         let (mut tx, mut rx) = Builder::new(2)
             .repoll_interval(interval)
-            .build_flavour::<u32, R>()
+            .build::<u32>()
             .unwrap();
         tx.try_push(1).unwrap();
         tx.try_push(2).unwrap();
@@ -2188,15 +2183,10 @@ mod tests {
     /// refused push then has nothing to wait out), and a push that finds room disarms it.
     #[test]
     fn a_refusal_arms_the_pacing_unless_the_interval_is_zero() {
-        a_refusal_arms_the_pacing_unless_the_interval_is_zero_in::<Indexed>();
-        a_refusal_arms_the_pacing_unless_the_interval_is_zero_in::<Stamped>();
-    }
-
-    fn a_refusal_arms_the_pacing_unless_the_interval_is_zero_in<R: Readiness>() {
         for (interval, armed) in [(REPOLL_INTERVAL, true), (Duration::ZERO, false)] {
             let (mut tx, mut rx) = Builder::new(1)
                 .repoll_interval(interval)
-                .build_flavour::<u32, R>()
+                .build::<u32>()
                 .unwrap();
             tx.try_push(1).unwrap();
             assert!(tx.refused_at.is_none());
