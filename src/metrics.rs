@@ -81,7 +81,8 @@ pub struct RingMetrics {
     pub pop_empty: u64,
     /// Total time producers spent blocked waiting for room. Waits without a deadline that
     /// spinning resolves within the first 128 spins (a microsecond or two) are not timed: the
-    /// clock read would cost more than they do.
+    /// clock read would cost more than they do. A `push_timeout` is timed from its call, so one
+    /// that times out adds at least its timeout.
     pub producer_blocked: Duration,
     /// Total time consumers spent blocked waiting for items (timed as `producer_blocked`).
     pub consumer_blocked: Duration,

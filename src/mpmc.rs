@@ -982,7 +982,7 @@ impl<T> Producer<T> {
         match self.try_push_quiet(value) {
             Ok(()) => Ok(()),
             Err(TryPushError::Disconnected(v)) => Err(PushError::Disconnected(v)),
-            Err(TryPushError::Full(v)) => match self.push_blocking(v, None) {
+            Err(TryPushError::Full(v)) => match self.push_blocking(v, None, None) {
                 Ok(()) => Ok(()),
                 Err(e) => Err(PushError::Disconnected(e.into_inner())),
             },
@@ -991,8 +991,9 @@ impl<T> Producer<T> {
 
     /// Pushes `value`, waiting at most `timeout` for room.
     pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.push_deadline(value, deadline),
+        let now = Instant::now();
+        match now.checked_add(timeout) {
+            Some(deadline) => self.push_until(value, deadline, Some(now)),
             None => self.push(value).map_err(Into::into),
         }
     }
@@ -1008,10 +1009,21 @@ impl<T> Producer<T> {
     /// assert_eq!(e.into_inner(), 2);
     /// ```
     pub fn push_deadline(&self, value: T, deadline: Instant) -> Result<(), PushTimeoutError<T>> {
+        self.push_until(value, deadline, None)
+    }
+
+    /// `push_deadline`, with the blocked time counted from `since` if given (the start of a
+    /// `push_timeout` call, see `Waiter::time_from`).
+    fn push_until(
+        &self,
+        value: T,
+        deadline: Instant,
+        since: Option<Instant>,
+    ) -> Result<(), PushTimeoutError<T>> {
         match self.try_push_quiet(value) {
             Ok(()) => Ok(()),
             Err(TryPushError::Disconnected(v)) => Err(PushTimeoutError::Disconnected(v)),
-            Err(TryPushError::Full(v)) => self.push_blocking(v, Some(deadline)),
+            Err(TryPushError::Full(v)) => self.push_blocking(v, Some(deadline), since),
         }
     }
 
@@ -1021,10 +1033,14 @@ impl<T> Producer<T> {
         &self,
         mut value: T,
         deadline: Option<Instant>,
+        since: Option<Instant>,
     ) -> Result<(), PushTimeoutError<T>> {
         let s = &*self.shared;
         SideStats::add(&s.producer_stats.contended, 1);
         let mut waiter = Waiter::new(s.producer_wait, deadline, None);
+        if let Some(since) = since {
+            waiter.time_from(since);
+        }
         let out = loop {
             value = match self.try_push_quiet(value) {
                 Ok(()) => break Ok(()),

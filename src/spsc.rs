@@ -1141,7 +1141,7 @@ impl<T, R: Readiness> Producer<T, R> {
         match self.try_push_quiet(value) {
             Ok(()) => Ok(()),
             Err(TryPushError::Disconnected(v)) => Err(PushError::Disconnected(v)),
-            Err(TryPushError::Full(v)) => match self.push_blocking(v, None) {
+            Err(TryPushError::Full(v)) => match self.push_blocking(v, None, None) {
                 Ok(()) => Ok(()),
                 Err(e) => Err(PushError::Disconnected(e.into_inner())),
             },
@@ -1150,8 +1150,9 @@ impl<T, R: Readiness> Producer<T, R> {
 
     /// Pushes `value`, waiting at most `timeout` for room.
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.push_deadline(value, deadline),
+        let now = Instant::now();
+        match now.checked_add(timeout) {
+            Some(deadline) => self.push_until(value, deadline, Some(now)),
             None => self.push(value).map_err(Into::into),
         }
     }
@@ -1162,10 +1163,21 @@ impl<T, R: Readiness> Producer<T, R> {
         value: T,
         deadline: Instant,
     ) -> Result<(), PushTimeoutError<T>> {
+        self.push_until(value, deadline, None)
+    }
+
+    /// `push_deadline`, with the blocked time counted from `since` if given (the start of a
+    /// `push_timeout` call, see `Waiter::time_from`).
+    fn push_until(
+        &mut self,
+        value: T,
+        deadline: Instant,
+        since: Option<Instant>,
+    ) -> Result<(), PushTimeoutError<T>> {
         match self.try_push_quiet(value) {
             Ok(()) => Ok(()),
             Err(TryPushError::Disconnected(v)) => Err(PushTimeoutError::Disconnected(v)),
-            Err(TryPushError::Full(v)) => self.push_blocking(v, Some(deadline)),
+            Err(TryPushError::Full(v)) => self.push_blocking(v, Some(deadline), since),
         }
     }
 
@@ -1175,6 +1187,7 @@ impl<T, R: Readiness> Producer<T, R> {
         &mut self,
         mut value: T,
         deadline: Option<Instant>,
+        since: Option<Instant>,
     ) -> Result<(), PushTimeoutError<T>> {
         SideStats::add_sole(&self.shared.producer_stats.contended, 1);
         let recheck = (self.shared.producer_threshold > 1).then_some(THRESHOLD_RECHECK);
@@ -1184,6 +1197,9 @@ impl<T, R: Readiness> Producer<T, R> {
             recheck,
             self.spin_budget,
         );
+        if let Some(since) = since {
+            waiter.time_from(since);
+        }
         // Having found the ring full, wait until `threshold` slots are free, spinning or not:
         // taking each slot as a slow consumer frees it would cost a wait per item, and refilling
         // in bursts costs one per burst. A consumer that stops short of the threshold does not

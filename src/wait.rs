@@ -692,6 +692,14 @@ impl<P: Parking> Waiter<P> {
         true
     }
 
+    /// Times the wait from `since` instead of from this waiter's creation: the start of a
+    /// `push_timeout` call, which computed its deadline from that instant, so that a wait that
+    /// runs to the deadline counts the whole timeout as blocked (a thread preempted between the
+    /// call and the waiter's creation would otherwise count less than the timeout).
+    pub(crate) fn time_from(&mut self, since: Instant) {
+        self.start = Some(since);
+    }
+
     /// Ends the blocking call: unregisters from the event if still registered and records the
     /// time spent blocked.
     pub(crate) fn finish(mut self, event: &P, stats: &SideStats) -> Finished {
