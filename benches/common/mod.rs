@@ -773,7 +773,9 @@ pub fn consumer_work(mut x: u64, rounds: u32) -> u64 {
 /// Single-item throughput with a busy consumer: as [`spsc_single`], but the consumer does
 /// [`consumer_work`] on each item, so the ring runs full and the producer's failed `try_push`
 /// calls (and its spin) meet a consumer that sets the pace. Returns the time from the
-/// producer's start to the consumer's last item.
+/// producer's start to the consumer's last item. A copy of `spsc_single`'s shape, not a call
+/// into a shared body: the single-item row's figures depend on how its loops compile (docs/
+/// benchmarks.md, sixteenth and seventeenth sessions), so that row keeps its code as it was.
 pub fn spsc_busy_consumer<Q: Spsc>(items: u64, rounds: u32) -> Duration {
     let (mut tx, mut rx) = Q::channel(CAPACITY);
     let (start, tx, (end, rx)) = run_pair(
